@@ -1,0 +1,32 @@
+"""Edge helpers: turn ``Settings`` into a ready index and generator (CLI, server, client)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rag.config import Settings
+from rag.documents import load_documents
+from rag.embed import load_embedder
+from rag.generate import Generator, load_generator
+from rag.index import Index
+from rag.ingest import IngestReport, ingest
+
+__all__ = ["make_generator", "open_index"]
+
+
+def open_index(settings: Settings, *, build: bool = True,
+               on_build: Callable[[Index], IngestReport] | None = None) -> Index:
+    """Open ``settings.index_dir``; when it is empty and ``build``, ingest ``settings.seeds_dir``
+    (through ``on_build`` when given, so an edge can show progress)."""
+    index = Index.open(settings.index_dir, load_embedder(settings.embedder))
+    if build and not len(index) and settings.seeds_dir.exists():
+        if on_build is not None:
+            on_build(index)
+        else:
+            ingest(index, load_documents([settings.seeds_dir]), chunk_size=settings.chunk_size,
+                   overlap=settings.chunk_overlap)
+    return index
+
+
+def make_generator(settings: Settings) -> Generator:
+    return load_generator(settings.generator)

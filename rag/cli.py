@@ -1,0 +1,151 @@
+"""The ``rag`` command: a thin layer over the library. Errors become one message, exit 1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rag.config import Settings
+from rag.errors import RagError
+
+app = typer.Typer(help="wenda: ask questions of your documents, with verified citations.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+bench_app = typer.Typer(help="Public benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+out = Console(highlight=False)
+
+
+def _ingest_with_progress(index, paths, *, prune=False, settings: Settings):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rag.documents import load_documents
+    from rag.ingest import ingest
+
+    documents = load_documents(paths)
+    with Progress(TextColumn("embedding chunks"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("embed", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return ingest(index, documents, prune=prune, chunk_size=settings.chunk_size,
+                      overlap=settings.chunk_overlap, progress=progress)
+
+
+def _open(settings: Settings, *, build: bool = True):  # type: ignore[no-untyped-def]
+    from rag.bootstrap import open_index
+
+    def on_build(index):  # type: ignore[no-untyped-def]
+        err.print(f"[dim]building the index from {settings.seeds_dir}/ …[/dim]")
+        return _ingest_with_progress(index, [settings.seeds_dir], settings=settings)
+
+    with err.status("loading the index and the embedding model…"):
+        pass
+    return open_index(settings, build=build, on_build=on_build)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="files or folders (default: seeds/)")] = None,
+    prune: Annotated[bool, typer.Option(help="delete documents not among PATHS")] = False,
+    rebuild: Annotated[bool, typer.Option(help="start from an empty index")] = False,
+) -> None:
+    """Add, update, skip or remove documents in the index."""
+    from rag.ingest import wipe
+
+    settings = Settings()
+    if rebuild:
+        wipe(settings.index_dir)
+    index = _open(settings, build=False)
+    report = _ingest_with_progress(index, paths or [settings.seeds_dir], prune=prune, settings=settings)
+    for label, ids in (("added", report.added), ("updated", report.updated),
+                       ("skipped", report.skipped), ("removed", report.removed)):
+        out.print(f"{label:>8}: {len(ids)}" + (f"  ({', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})"
+                                               if ids else ""))
+    out.print(f"  chunks: {len(index)} in index, {report.chunks_embedded} embedded, "
+              f"{report.chunks_reused} reused, {report.seconds:.1f}s")
+
+
+def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+    out.print(answer.answer)
+    if answer.short_answer:
+        out.print(f"[bold]short answer:[/bold] {answer.short_answer}")
+    for c in answer.citations:
+        out.print(f"[cyan][{c.n}][/cyan] {c.doc_id} [{c.start}:{c.end}] [dim]{c.quote}[/dim]")
+
+
+@app.command()
+def ask(
+    question: str,
+    json_: Annotated[bool, typer.Option("--json", help="print one Answer JSON object")] = False,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50)] = None,
+) -> None:
+    """Answer one question."""
+    from rag.bootstrap import make_generator
+    from rag.qa import ask as ask_question
+
+    settings = Settings()
+    index = _open(settings)
+    answer = ask_question(index, question, top_k=top_k or settings.top_k,
+                          generator=make_generator(settings),
+                          max_question_chars=settings.max_question_chars,
+                          refuse_below=settings.refuse_below)
+    if json_:
+        sys.stdout.write(answer.model_dump_json() + "\n")
+    else:
+        _print_answer(answer)
+
+
+@app.command()
+def chat() -> None:
+    """An interactive multi-turn session (empty line or Ctrl-D to quit)."""
+    from rag.bootstrap import make_generator
+    from rag.qa import ask as ask_question
+    from rag.schema import Message
+
+    settings = Settings()
+    index = _open(settings)
+    generator = make_generator(settings)
+    history: list[Message] = []
+    out.print(f"[dim]{len(index)} passages loaded. Ask a question (empty line to quit).[/dim]")
+    while True:
+        try:
+            question = input("› ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question:
+            break
+        try:
+            answer = ask_question(index, question, top_k=settings.top_k, history=history,
+                                  generator=generator, max_question_chars=settings.max_question_chars)
+        except RagError as exc:
+            err.print(f"[red]{exc}[/red]")
+            continue
+        _print_answer(answer)
+        history += [Message(role="user", content=question),
+                    Message(role="assistant", content=answer.answer)]
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the HTTP API and the web chat page."""
+    from server.app import run
+
+    run(host=host, port=port, settings=Settings())
+
+
+def main() -> None:
+    """Console entry point: every ``RagError`` becomes one line on stderr and exit code 1."""
+    try:
+        app()
+    except RagError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -1,0 +1,285 @@
+"""Talk to wenda from Python: ``Client`` over HTTP, or ``Client.local()`` in-process.
+
+    c = Client("http://127.0.0.1:8000", api_key=None)   # or Client.local()
+    a = c.ask("秦创原量子信息科技联合创新中心聚焦哪些领域?")
+    for part in c.stream("它在哪里?", history=[...]): ...   # str deltas, then the Answer
+    c.chat([{"role": "user", "content": "..."}]); c.ingest(["notes/"]); c.documents(); c.delete(id)
+
+Both clients share one API and raise the same ``RagError`` subclasses: the HTTP client maps the
+server's ``error.code`` back (``invalid_input`` → ``InputError``, ...). ``Client`` takes an
+injectable ``httpx.Client``, so tests hand it FastAPI's in-process transport.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from rag.documents import SUPPORTED_SUFFIXES
+from rag.errors import (
+    DocumentError,
+    IncompatibleIndexError,
+    IndexStateError,
+    InputError,
+    ModelError,
+    NotFoundError,
+    RagError,
+)
+from rag.schema import Answer, Message
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.generate import Generator
+    from rag.index import Index
+
+__all__ = ["APIError", "AuthError", "Client", "LocalClient", "split_messages"]
+
+HistoryLike = Sequence[Message | Mapping[str, Any]]
+
+
+class AuthError(RagError):
+    """The server wants ``Authorization: Bearer <RAG_API_KEY>`` (HTTP 401)."""
+
+    code = "unauthorized"
+
+
+class APIError(RagError):
+    """Any other server failure, or the server could not be reached."""
+
+    def __init__(self, message: str, *, code: str = "api_error", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+_BY_CODE: dict[str, type[RagError]] = {
+    cls.code: cls for cls in (InputError, DocumentError, IndexStateError, IncompatibleIndexError,
+                              NotFoundError, ModelError, AuthError)
+} | {"payload_too_large": DocumentError, "unsupported_media_type": DocumentError}
+
+
+def _text(content: Any) -> str:
+    """OpenAI content: a string, or a list of parts of which the text parts count."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content
+                       if isinstance(p, Mapping) and p.get("type", "text") == "text")
+    return ""
+
+
+def split_messages(messages: HistoryLike) -> tuple[str, list[Message]]:
+    """An OpenAI ``messages`` list → ``(question, history)``: the last user message is the
+    question; the user/assistant turns before it are the history (system turns are dropped).
+
+    >>> split_messages([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+    ...                 {"role": "user", "content": "c"}])[0]
+    'c'
+    """
+    turns = [m if isinstance(m, Message) else Message.model_validate(
+        {"role": m.get("role"), "content": _text(m.get("content"))})
+        for m in messages
+        if (m.role if isinstance(m, Message) else m.get("role")) in ("user", "assistant")]
+    last = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
+    if last is None:
+        raise InputError("messages must contain a user message (the question)")
+    return turns[last].content, turns[:last]
+
+
+def _history(history: HistoryLike | None) -> list[dict[str, Any]]:
+    return [m.model_dump() if isinstance(m, Message) else dict(m) for m in history or ()]
+
+
+def _files(paths: Iterable[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file()
+                            and f.suffix.lower() in SUPPORTED_SUFFIXES
+                            and not any(s.startswith(".") for s in f.relative_to(p).parts))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise DocumentError(f"{p}: no such file or directory")
+    return found
+
+
+class Client:
+    """A wenda server over HTTP (sync ``httpx``)."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None,
+                 http: httpx.Client | None = None, timeout: float = 120.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        if http is not None and base_url and not str(http.base_url).strip("/"):
+            http.base_url = httpx.URL(base_url)
+        self._http.headers.update(headers)
+
+    @classmethod
+    def local(cls, settings: Settings | None = None) -> LocalClient:
+        """The same API in-process (no server): opens ``settings.index_dir`` like ``rag ask``."""
+        return LocalClient.open(settings)
+
+    # ---- the API -----------------------------------------------------------------------------
+    def ask(self, question: str, history: HistoryLike | None = None,
+            top_k: int | None = None) -> Answer:
+        body: dict[str, Any] = {"question": question, "history": _history(history)}
+        if top_k is not None:
+            body["top_k"] = top_k
+        return Answer.model_validate(self._request("POST", "/ask", json=body))
+
+    def chat(self, messages: HistoryLike) -> Answer:
+        body = {"model": "wenda", "messages": _history(messages)}
+        return Answer.model_validate(self._request("POST", "/v1/chat/completions", json=body)["wenda"])
+
+    def stream(self, question: str, history: HistoryLike | None = None) -> Iterator[str | Answer]:
+        """Text deltas as the server streams them, then the final ``Answer``."""
+        messages = [*_history(history), {"role": "user", "content": question}]
+        body = {"model": "wenda", "messages": messages, "stream": True}
+        with self._call(lambda: self._http.stream("POST", "/v1/chat/completions", json=body)) as r:
+            if r.status_code >= 400:
+                r.read()
+                self._raise(r)
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                event = json.loads(data)
+                if "error" in event:
+                    raise self._error(event["error"], r.status_code)
+                if "wenda" in event:
+                    yield Answer.model_validate(event["wenda"])
+                    continue
+                content = event["choices"][0]["delta"].get("content")
+                if content:
+                    yield content
+
+    def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
+        """Upload ``.txt``/``.md`` files (folders are walked) and ingest them on the server."""
+        files = [("files", (f.name, f.read_bytes(), "text/plain")) for f in _files(paths)]
+        if not files:
+            raise DocumentError("no supported files to upload")
+        result: dict[str, Any] = self._request("POST", "/documents", files=files)
+        return result
+
+    def documents(self) -> list[dict[str, Any]]:
+        docs: list[dict[str, Any]] = self._request("GET", "/documents")["documents"]
+        return docs
+
+    def delete(self, doc_id: str) -> None:
+        self._request("DELETE", f"/documents/{quote(doc_id, safe='')}")
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/health")
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def _call(self, send: Any) -> Any:
+        try:
+            return send()
+        except httpx.TransportError as exc:
+            raise APIError(f"cannot reach wenda at {self._http.base_url}: {exc}") from exc
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        r = self._call(lambda: self._http.request(method, path, **kwargs))
+        if r.status_code >= 400:
+            self._raise(r)
+        return r.json()
+
+    def _raise(self, r: httpx.Response) -> None:
+        try:
+            error = r.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            error = {"code": "api_error", "message": r.text[:500] or r.reason_phrase}
+        raise self._error(error, r.status_code)
+
+    @staticmethod
+    def _error(error: Mapping[str, Any], status: int) -> RagError:
+        code, message = str(error.get("code", "api_error")), str(error.get("message", ""))
+        if status == 401:
+            return AuthError(message)
+        cls = _BY_CODE.get(code)
+        return cls(message) if cls else APIError(message, code=code, status=status)
+
+
+class LocalClient:
+    """``Client``'s API in-process: calls ``rag.qa`` and ``rag.ingest`` directly."""
+
+    def __init__(self, index: Index, settings: Settings, generator: Generator | None = None) -> None:
+        self.index, self.settings, self.generator = index, settings, generator
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> LocalClient:
+        from rag.bootstrap import make_generator, open_index
+        from rag.config import Settings
+
+        settings = settings or Settings()
+        return cls(open_index(settings), settings, make_generator(settings))
+
+    def _kwargs(self, top_k: int | None = None) -> dict[str, Any]:
+        s = self.settings
+        return {"top_k": s.top_k if top_k is None else top_k, "generator": self.generator,
+                "max_question_chars": s.max_question_chars, "refuse_below": s.refuse_below}
+
+    def ask(self, question: str, history: HistoryLike | None = None,
+            top_k: int | None = None) -> Answer:
+        from rag.qa import ask
+
+        _, turns = split_messages([*_history(history), {"role": "user", "content": "-"}])
+        return ask(self.index, question, history=turns, **self._kwargs(top_k))
+
+    def chat(self, messages: HistoryLike) -> Answer:
+        question, history = split_messages(messages)
+        return self.ask(question, history)
+
+    def stream(self, question: str, history: HistoryLike | None = None) -> Iterator[str | Answer]:
+        from rag.qa import stream_ask
+
+        _, turns = split_messages([*_history(history), {"role": "user", "content": "-"}])
+        return stream_ask(self.index, question, history=turns, **self._kwargs())
+
+    def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
+        from rag.documents import load_documents
+        from rag.ingest import ingest
+
+        docs = load_documents(list(paths))
+        report = ingest(self.index, docs, chunk_size=self.settings.chunk_size,
+                        overlap=self.settings.chunk_overlap)
+        return {"documents": [d.doc_id for d in docs], **asdict(report)}
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [asdict(d) for d in self.index.documents()]
+
+    def delete(self, doc_id: str) -> None:
+        from rag.ingest import delete_documents
+
+        if not delete_documents(self.index, [doc_id]):
+            raise NotFoundError(f"no document {doc_id!r} in the index")
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "index": self.index.stats()}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> LocalClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,69 @@
+"""Every error wenda raises on purpose.
+
+    RagError                     root: catch this at an edge (CLI, HTTP) and show its message
+    ├── InputError               a question or request is malformed (empty, too long, bad top_k)
+    ├── DocumentError            a file cannot be loaded (missing, unreadable, binary, unsupported,
+    │                            duplicate doc_id)
+    ├── IndexStateError          the index is missing, corrupt, locked, or was made by an
+    │   │                        incompatible version or embedder
+    │   └── IncompatibleIndexError
+    ├── NotFoundError            a named document does not exist in the index
+    └── ModelError               a model is missing, fails its checksum, or fails to run
+
+Edges map these in one place: ``rag.cli`` to a message and exit code, ``server`` to an HTTP status
+and a stable ``error.code``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DocumentError",
+    "IncompatibleIndexError",
+    "IndexStateError",
+    "InputError",
+    "ModelError",
+    "NotFoundError",
+    "RagError",
+]
+
+
+class RagError(Exception):
+    """Root of wenda's errors. ``code`` is stable and machine-readable."""
+
+    code = "rag_error"
+
+
+class InputError(RagError):
+    """A question or request is malformed."""
+
+    code = "invalid_input"
+
+
+class DocumentError(RagError):
+    """A file cannot be loaded as a document."""
+
+    code = "invalid_document"
+
+
+class IndexStateError(RagError):
+    """The index is missing, corrupt or locked."""
+
+    code = "index_error"
+
+
+class IncompatibleIndexError(IndexStateError):
+    """The index on disk was built by another schema version or another embedder."""
+
+    code = "incompatible_index"
+
+
+class NotFoundError(RagError):
+    """A named document does not exist."""
+
+    code = "not_found"
+
+
+class ModelError(RagError):
+    """A model is missing, corrupt, or failed."""
+
+    code = "model_error"

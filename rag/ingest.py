@@ -1,0 +1,159 @@
+"""Bring an index up to date with a set of documents: add, replace, skip, prune.
+
+Unchanged documents (same sha256) cost nothing; a changed one has its chunks replaced (chunks
+whose text did not change keep their stored vectors); with ``prune`` every document not in the
+input is deleted. All writes land in one SQLite transaction, under an exclusive file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunk import Chunk, chunk_document
+from rag.documents import Document
+from rag.index import Index
+from rag.lexical import tokenize
+from rag.normalize import Normalized, normalize
+
+__all__ = ["IngestReport", "delete_documents", "ingest", "locked", "wipe"]
+
+Progress = Callable[[int, int], None]  # (done, total) chunks embedded
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Exclusive writer lock on an index directory (blocks until the other writer finishes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def wipe(directory: Path) -> None:
+    """Delete an index directory's contents (for ``--rebuild``)."""
+    if directory.exists():
+        with locked(directory):
+            for child in directory.iterdir():
+                if child.name != "lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _embed(index: Index, chunks: list[Chunk], batch: int, progress: Progress | None,
+           report: IngestReport) -> np.ndarray:
+    """Vectors for ``chunks``, reusing stored vectors of identical chunk text."""
+    shas = [_sha(c.text) for c in chunks]
+    known: dict[str, bytes] = {}
+    with index.connect() as db:
+        for i in range(0, len(shas), 500):
+            part = shas[i:i + 500]
+            marks = ",".join("?" * len(part))
+            known.update(db.execute(
+                f"SELECT text_sha, vector FROM chunks WHERE text_sha IN ({marks})", part))
+    vectors = np.zeros((len(chunks), index.embedder.dim), dtype=np.float32)
+    todo = [i for i, s in enumerate(shas) if s not in known]
+    for i, s in enumerate(shas):
+        if s in known:
+            vectors[i] = np.frombuffer(known[s], dtype=np.float32)
+    report.chunks_reused += len(chunks) - len(todo)
+    for b in range(0, len(todo), batch):
+        rows = todo[b:b + batch]
+        vectors[rows] = index.embedder.embed_passages([chunks[i].text for i in rows])
+        report.chunks_embedded += len(rows)
+        if progress:
+            progress(report.chunks_embedded, len(todo))
+    return vectors
+
+
+def ingest(index: Index, documents: Sequence[Document], *, prune: bool = False,
+           chunk_size: int = 240, overlap: int = 1, batch: int = 32,
+           progress: Progress | None = None) -> IngestReport:
+    """Make the index hold ``documents``; see the module docstring. Reloads ``index``."""
+    started = time.perf_counter()
+    report = IngestReport()
+    with locked(index.directory):
+        with index.connect() as db:
+            stored = dict(db.execute("SELECT doc_id, sha256 FROM documents"))
+        todo: list[tuple[Document, Normalized, list[Chunk]]] = []
+        for doc in documents:
+            if stored.get(doc.doc_id) == doc.sha256:
+                report.skipped.append(doc.doc_id)
+                continue
+            (report.updated if doc.doc_id in stored else report.added).append(doc.doc_id)
+            norm = normalize(doc.text)
+            todo.append((doc, norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)))
+        if prune:
+            keep = {d.doc_id for d in documents}
+            report.removed = sorted(d for d in stored if d not in keep)
+        all_chunks = [c for _, _, cs in todo for c in cs]
+        vectors = _embed(index, all_chunks, batch, progress, report)
+        if report.changed:
+            _commit(index, todo, all_chunks, vectors, report)
+        index.reload()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _commit(index: Index, todo: list[tuple[Document, Normalized, list[Chunk]]],
+            chunks: list[Chunk], vectors: np.ndarray, report: IngestReport) -> None:
+    now = time.time()
+    with index.connect() as db, db:
+        for doc_id in [*report.updated, *report.removed]:
+            db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+            db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+        db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            (doc.doc_id, doc.path, doc.sha256, doc.text, norm.text,
+             np.asarray(norm.origin, dtype=np.int32).tobytes(), now) for doc, norm, _ in todo])
+        db.executemany(
+            "INSERT INTO chunks(doc_id, ordinal, text, ostart, oend, nstart, nend, tokens, text_sha,"
+            " vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.doc_id, c.ordinal, c.text, c.start, c.end, c.nstart, c.nend,
+              " ".join(tokenize(c.text)), _sha(c.text), vectors[i].tobytes())
+             for i, c in enumerate(chunks)])
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+
+
+def delete_documents(index: Index, doc_ids: Sequence[str]) -> list[str]:
+    """Remove documents by id; returns the ids that existed. Reloads ``index``."""
+    with locked(index.directory):
+        with index.connect() as db, db:
+            gone = [d for d in doc_ids
+                    if db.execute("SELECT 1 FROM documents WHERE doc_id=?", (d,)).fetchone()]
+            for doc_id in gone:
+                db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+            if gone:
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1"
+                           " WHERE key='generation'")
+        index.reload()
+    return gone

@@ -1,0 +1,89 @@
+"""The nouns that cross an edge: what ``ask`` returns, as fixed by DESIGN.md's Answer JSON.
+
+Pydantic models, because the CLI (``--json``), the HTTP API and the client all serialize them.
+Inside the library, data travels as frozen dataclasses (``Document``, ``Chunk``, ``Hit``).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Answer", "Citation", "Message", "Passage"]
+
+
+class Citation(BaseModel):
+    """Passage ``n`` of the answer; ``quote == original_text[start:end]`` (verified, not trusted)."""
+
+    n: int
+    doc_id: str
+    chunk_id: str
+    quote: str
+    start: int
+    end: int
+    score: float
+    passage: str | None = Field(default=None, description="the whole cited passage (original text)")
+    passage_start: int | None = Field(default=None, description="offset of `passage` in the document")
+
+
+class Passage(BaseModel):
+    """A retrieved passage, in rank order."""
+
+    doc_id: str
+    chunk_id: str
+    text: str
+    score: float
+    start: int = 0
+    end: int = 0
+
+
+class Message(BaseModel):
+    """One turn of a conversation (OpenAI style)."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Answer(BaseModel):
+    """What every entry point returns for a question."""
+
+    question: str
+    answer: str
+    short_answer: str | None = None
+    refused: bool = False
+    citations: list[Citation] = []
+    passages: list[Passage] = []
+    timings_ms: dict[str, float] = {}
+    generator: str = "extractive"
+    standalone_question: str | None = None
+
+    def _repr_markdown_(self) -> str:
+        lines = [self.answer, ""]
+        if self.short_answer:
+            lines += [f"**Short answer:** {self.short_answer}", ""]
+        for c in self.citations:
+            lines.append(f"[{c.n}] `{c.doc_id}` {c.start}–{c.end}: > {c.quote}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<div class='wenda-answer'><p>{escape(self.answer)}</p>"]
+        if self.short_answer:
+            parts.append(f"<p><b>Short answer:</b> {escape(self.short_answer)}</p>")
+        for c in self.citations:
+            body = escape(c.quote)
+            if c.passage is not None and c.passage_start is not None:
+                a, b = c.start - c.passage_start, c.end - c.passage_start
+                if 0 <= a <= b <= len(c.passage):
+                    body = (
+                        escape(c.passage[:a])
+                        + f"<mark>{escape(c.passage[a:b])}</mark>"
+                        + escape(c.passage[b:])
+                    )
+            parts.append(
+                f"<p><b>[{c.n}]</b> <code>{escape(c.doc_id)}</code> "
+                f"<small>{c.start}–{c.end}</small><br>{body}</p>"
+            )
+        parts.append("</div>")
+        return "".join(parts)

@@ -1,0 +1,68 @@
+"""The FastAPI app: ``create_app`` (factory), its lifespan (loads the index and the generator
+once), and ``run`` (uvicorn, for ``rag serve``).
+
+Tests build the app around an index they made (``create_app(settings, index=...)``); ``rag
+serve`` lets the lifespan open ``settings.index_dir`` (building it from the seeds when empty).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from rag.config import Settings, get_settings
+from rag.generate import Generator
+from rag.index import Index
+from server.deps import State
+from server.errors import install as install_errors
+from server.routes import ask, documents, health, openai, web
+
+__all__ = ["create_app", "run"]
+
+log = logging.getLogger("wenda.server")
+
+
+def _load(state: State) -> None:
+    from rag.bootstrap import make_generator, open_index
+
+    if state.index is None:
+        log.info("opening the index in %s", state.settings.index_dir)
+        state.index = open_index(state.settings)
+    if state.generator is None:
+        state.generator = make_generator(state.settings)
+
+
+def create_app(settings: Settings | None = None, index: Index | None = None,
+               generator: Generator | None = None) -> FastAPI:
+    """The wenda HTTP app. Whatever is not passed in is loaded once, at startup."""
+    state = State(settings or get_settings(), index, generator)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_load, state)
+        yield
+
+    app = FastAPI(title="wenda", version="0.1.0", lifespan=lifespan,
+                  summary="Chinese-first question answering over your documents, with citations")
+    app.state.wenda = state
+    install_errors(app)
+    for module in (ask, openai, documents, health, web):
+        app.include_router(module.router)
+    app.add_middleware(documents.UploadLimit, limit=state.settings.max_upload_bytes)
+    if state.settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=state.settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app
+
+
+def run(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None) -> None:
+    """Serve the app with uvicorn until interrupted (``rag serve``)."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,77 @@
+"""What routes depend on, as ``Annotated`` aliases: ``SettingsDep``, ``IndexDep``, ``GeneratorDep``.
+
+The app's lifespan fills one ``State`` (settings, the loaded index, the generator, the writer
+lock) on ``app.state.wenda``; nothing here loads a model or reads the environment.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from rag.config import Settings
+from rag.generate import Generator
+from rag.errors import IndexStateError
+from rag.index import Index
+from server.errors import ApiError
+
+__all__ = ["GeneratorDep", "IndexDep", "SettingsDep", "State", "StateDep", "WriterDep", "get_state"]
+
+
+@dataclass
+class State:
+    settings: Settings
+    index: Index | None = None
+    generator: Generator | None = None
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def get_state(request: Request) -> State:
+    state: State = request.app.state.wenda
+    return state
+
+
+StateDep = Annotated[State, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_index(state: StateDep) -> Index:
+    """The loaded index, reloaded first when another process (``rag ingest``) changed it.
+
+    A reload happens only when no write is in flight here; readers never wait for a writer.
+    """
+    if state.index is None:
+        raise IndexStateError("the index is not loaded yet")
+    if state.write_lock.acquire(blocking=False):
+        try:
+            state.index.refresh()
+        finally:
+            state.write_lock.release()
+    return state.index
+
+
+def get_generator(state: StateDep) -> Generator | None:
+    return state.generator
+
+
+def require_writer(request: Request, state: StateDep) -> None:
+    """Write routes need ``Authorization: Bearer <RAG_API_KEY>`` when a key is configured."""
+    key = state.settings.api_key
+    if not key:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        raise ApiError(401, "unauthorized", "this route needs Authorization: Bearer <RAG_API_KEY>")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+IndexDep = Annotated[Index, Depends(get_index)]
+GeneratorDep = Annotated[Generator | None, Depends(get_generator)]
+WriterDep = Annotated[None, Depends(require_writer)]

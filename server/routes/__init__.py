@@ -1,0 +1,1 @@
+"""One router per resource: ``ask``, ``openai`` (chat completions), ``documents``, ``health``."""

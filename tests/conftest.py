@@ -1,0 +1,72 @@
+"""Shared fixtures: real files, real FAISS and SQLite; a fake embedder only at the model seam."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.documents import load_documents
+from rag.index import Index
+from rag.ingest import ingest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-characters vectors: similar text, similar vector. Counts its calls."""
+
+    name = "fake"
+    dim = 64
+
+    def __init__(self) -> None:
+        self.passages_embedded = 0
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for ch in text:
+            v[int(hashlib.md5(ch.encode()).hexdigest(), 16) % self.dim] += 1.0
+        return v / max(float(np.linalg.norm(v)), 1e-9)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), "f4")
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        self.passages_embedded += len(texts)
+        return self.embed_queries(texts)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def seeds_copy(tmp_path: Path) -> Path:
+    """A writable copy of seeds/."""
+    target = tmp_path / "docs"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture
+def seed_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Index:
+    """An index over the seeds with the fake embedder (fast; real FAISS, BM25, SQLite)."""
+    index = Index.open(tmp_path / "index", fake_embedder)
+    ingest(index, load_documents([SEEDS]))
+    return index
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    """An index over the seeds with the real bundled default embedder (integration tier)."""
+    from rag.embed import load_embedder
+
+    index = Index.open(tmp_path_factory.mktemp("real") / "index", load_embedder("e5"))
+    ingest(index, load_documents([SEEDS]))
+    return index
