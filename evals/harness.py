@@ -126,7 +126,7 @@ def summarize(records: Sequence[Mapping[str, Any]], *, name: str = "default",
     refusals = m.refusal_scores([r["refused"] for r in records], [r["unanswerable"] for r in records])
     wall = [r["wall_ms"] for r in records if r["error"] is None]
     timing_keys = sorted({k for r in records for k in r["timings_ms"]})
-    generators = sorted({r.get("generator") for r in records} - {None})
+    generators = sorted({str(r["generator"]) for r in records if r.get("generator")})
     summary: dict[str, Any] = {
         "name": name, "generator": ",".join(generators) or None, "top_k": top_k,
         "n": len(records), "answerable": len(answerable), "unanswerable": len(unanswerable),
@@ -177,7 +177,7 @@ def run_gold(index: Index, dataset: Path, *, generator: Generator | None = None,
             answer: Answer | None = ask(index, item["question"], top_k=top_k, generator=generator,
                                         **dict(ask_kwargs or {}))
             error = None
-        except Exception as exc:  # noqa: BLE001 - a crash is a failed question, not a failed run
+        except Exception as exc:  # a crash is a failed question, not a failed run
             answer, error = None, f"{type(exc).__name__}: {exc}"
         records.append(score(item, answer, wall_ms=(time.perf_counter() - started) * 1000,
                              error=error))

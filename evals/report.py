@@ -114,6 +114,7 @@ def plot_accuracy_latency(summaries: Sequence[Mapping[str, Any]], path: Path) ->
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    right = 0.0
     for s in summaries:
         acc, p50, p95 = s.get("accuracy"), s.get("latency_p50_ms"), s.get("latency_p95_ms")
         if acc is None or p50 is None:
@@ -122,10 +123,11 @@ def plot_accuracy_latency(summaries: Sequence[Mapping[str, Any]], path: Path) ->
                     capsize=3)
         ax.annotate(str(s.get("name")), (p50, 100 * acc), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
+        right = max(right, p95 or p50)
     ax.set_xlabel("latency per question, ms (p50, bar to p95)")
     ax.set_ylabel("answer accuracy, %")
     ax.set_ylim(0, 105)
-    ax.set_xlim(left=0)
+    ax.set_xlim(0, right * 1.25 or 1.0)
     ax.grid(alpha=0.3)
     ax.set_title("accuracy vs latency per configuration")
     fig.tight_layout()

@@ -1,7 +1,8 @@
 """Turn a generator's evidence into citations that are verified against the original text.
 
-A citation is kept only when its passage number exists, its span lies inside that passage, and
-``quote == original[start:end]`` holds. Answer markers ``[n]`` without a kept citation are
+A citation is kept only when its passage number exists and its span lies inside that passage's
+document, whose original text must be the one the offset map was made from; the quote is then
+``original[start:end]`` by construction. Answer markers ``[n]`` without a kept citation are
 removed, so every marker a user sees points at a true quote.
 """
 
@@ -27,16 +28,17 @@ def cite(evidence: Sequence[Evidence], passages: Sequence[Passage],
             continue
         p = passages[ev.n - 1]
         chunk = p.hit.chunk
-        if not chunk.nstart <= ev.nstart < ev.nend <= chunk.nend:
+        if not 0 <= ev.nstart < ev.nend <= len(p.doc.text):
             continue
         start, end = p.doc.span(ev.nstart, ev.nend)
         original = texts[chunk.doc_id]
         quote = original[start:end]
-        if not quote or original[start:end] != quote or not chunk.start <= start < end <= chunk.end:
+        if not quote.strip() or p.doc.original_length != len(original):
             continue
+        a, b = min(start, chunk.start), max(end, chunk.end)
         out.append(Citation(n=ev.n, doc_id=chunk.doc_id, chunk_id=chunk.chunk_id, quote=quote,
                             start=start, end=end, score=round(p.hit.score, 4),
-                            passage=original[chunk.start:chunk.end], passage_start=chunk.start))
+                            passage=original[a:b], passage_start=a))
     return out
 
 

@@ -57,10 +57,10 @@ class APIError(RagError):
         self.code, self.status = code, status
 
 
-_BY_CODE: dict[str, type[RagError]] = {
-    cls.code: cls for cls in (InputError, DocumentError, IndexStateError, IncompatibleIndexError,
-                              NotFoundError, ModelError, AuthError)
-} | {"payload_too_large": DocumentError, "unsupported_media_type": DocumentError}
+_KNOWN: tuple[type[RagError], ...] = (InputError, DocumentError, IndexStateError,
+                                     IncompatibleIndexError, NotFoundError, ModelError, AuthError)
+_BY_CODE: dict[str, type[RagError]] = {cls.code: cls for cls in _KNOWN}
+_BY_CODE |= {"payload_too_large": DocumentError, "unsupported_media_type": DocumentError}
 
 
 def _text(content: Any) -> str:
@@ -73,6 +73,17 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _turns(messages: HistoryLike | None) -> list[Message]:
+    """User and assistant turns as ``Message``s (system, tool and other roles are dropped)."""
+    turns = []
+    for m in messages or ():
+        if isinstance(m, Message):
+            turns.append(m)
+        elif m.get("role") in ("user", "assistant"):
+            turns.append(Message(role=m["role"], content=_text(m.get("content"))))
+    return [m for m in turns if m.role in ("user", "assistant")]
+
+
 def split_messages(messages: HistoryLike) -> tuple[str, list[Message]]:
     """An OpenAI ``messages`` list → ``(question, history)``: the last user message is the
     question; the user/assistant turns before it are the history (system turns are dropped).
@@ -81,10 +92,7 @@ def split_messages(messages: HistoryLike) -> tuple[str, list[Message]]:
     ...                 {"role": "user", "content": "c"}])[0]
     'c'
     """
-    turns = [m if isinstance(m, Message) else Message.model_validate(
-        {"role": m.get("role"), "content": _text(m.get("content"))})
-        for m in messages
-        if (m.role if isinstance(m, Message) else m.get("role")) in ("user", "assistant")]
+    turns = _turns(messages)
     last = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
     if last is None:
         raise InputError("messages must contain a user message (the question)")
@@ -92,7 +100,7 @@ def split_messages(messages: HistoryLike) -> tuple[str, list[Message]]:
 
 
 def _history(history: HistoryLike | None) -> list[dict[str, Any]]:
-    return [m.model_dump() if isinstance(m, Message) else dict(m) for m in history or ()]
+    return [m.model_dump() for m in _turns(history)]
 
 
 def _files(paths: Iterable[str | Path]) -> list[Path]:
@@ -115,9 +123,7 @@ class Client:
     def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None,
                  http: httpx.Client | None = None, timeout: float = 120.0) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
-        if http is not None and base_url and not str(http.base_url).strip("/"):
-            http.base_url = httpx.URL(base_url)
+        self._http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
         self._http.headers.update(headers)
 
     @classmethod
@@ -241,8 +247,7 @@ class LocalClient:
             top_k: int | None = None) -> Answer:
         from rag.qa import ask
 
-        _, turns = split_messages([*_history(history), {"role": "user", "content": "-"}])
-        return ask(self.index, question, history=turns, **self._kwargs(top_k))
+        return ask(self.index, question, history=_turns(history), **self._kwargs(top_k))
 
     def chat(self, messages: HistoryLike) -> Answer:
         question, history = split_messages(messages)
@@ -251,8 +256,7 @@ class LocalClient:
     def stream(self, question: str, history: HistoryLike | None = None) -> Iterator[str | Answer]:
         from rag.qa import stream_ask
 
-        _, turns = split_messages([*_history(history), {"role": "user", "content": "-"}])
-        return stream_ask(self.index, question, history=turns, **self._kwargs())
+        return stream_ask(self.index, question, history=_turns(history), **self._kwargs())
 
     def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
         from rag.documents import load_documents

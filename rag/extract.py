@@ -20,6 +20,12 @@ from rag.generate import Draft, Evidence, Passage
 __all__ = ["Extractive", "Sentence", "coverage", "rank_sentences", "short_span"]
 
 RANK_PRIOR = 0.15  # weight of the passage's fused retrieval score in a sentence's score
+RUN_BONUS = 0.4  # weight of the longest run of question text found verbatim in the sentence
+LIST_BONUS = 0.05  # per enumeration comma (、), for questions that ask for several things
+# A sentence that opens by pointing back ("该中心…", "此次这五家新区…") is quoted with the one
+# before it, which says what it points at.
+_POINTS_BACK = re.compile(r"^(?:该|此|这|其|上述|他|她|它|双方|两地)")
+_LIST_Q = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]|[一二三四五六七八九十两]个|分别")
 
 # Wh-words, longest first; the question's text around one of them frames the answer.
 _WH = sorted(
@@ -49,7 +55,21 @@ def coverage(text: str, weights: dict[str, float]) -> float:
     return sum(w for t, w in weights.items() if t in text) / total if total else 0.0
 
 
-def rank_sentences(passages: Sequence[Passage], weights: dict[str, float]) -> list[Sentence]:
+def longest_run(question: str, text: str) -> int:
+    """Length of the longest piece of ``question`` that occurs verbatim in ``text``."""
+    best = 0
+    for i in range(len(question)):
+        size = best + 1
+        while i + size <= len(question) and question[i:i + size] in text:
+            best = size
+            size += 1
+    return best
+
+
+def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
+                   question: str = "") -> list[Sentence]:
+    wants_list = bool(_LIST_Q.search(question))
+    core = question.rstrip("?？。!！ ")
     out = []
     for p in passages:
         base = p.hit.chunk.nstart
@@ -58,9 +78,27 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float]) -> li
             if len(text) < 4:
                 continue
             cov = coverage(text, weights)
-            out.append(Sentence(p.n, base + a, base + b, text, cov + RANK_PRIOR * p.hit.score, cov))
+            score = cov + RANK_PRIOR * p.hit.score
+            if core:
+                score += RUN_BONUS * longest_run(core, text) / len(core)
+            if wants_list:
+                score += LIST_BONUS * min(text.count("、"), 6)
+            out.append(Sentence(p.n, base + a, base + b, text, score, cov))
     out.sort(key=lambda s: -s.score)
     return out
+
+
+def _previous(sentence: Sentence, passages: Sequence[Passage]) -> Sentence | None:
+    """The sentence just before ``sentence`` in its document, if it points back to it."""
+    if not _POINTS_BACK.match(sentence.text):
+        return None
+    doc = passages[sentence.n - 1].doc.text
+    spans = split_sentences(doc[max(0, sentence.nstart - 400):sentence.nstart])
+    if not spans:
+        return None
+    a, b = spans[-1]
+    offset = max(0, sentence.nstart - 400)
+    return Sentence(sentence.n, offset + a, offset + b, doc[offset + a:offset + b], 0.0, 0.0)
 
 
 def _split_question(question: str) -> tuple[str, str, str] | None:
@@ -127,27 +165,25 @@ class Extractive:
 
     def generate(self, question: str, passages: Sequence[Passage], *,
                  idf: dict[str, float]) -> Draft:
-        ranked = rank_sentences(passages, idf)
+        ranked = rank_sentences(passages, idf, question)
         if not ranked:
             return Draft("", refused=True)
         best = ranked[0]
-        chosen = [best]
+        before = _previous(best, passages)
+        chosen = [before, best] if before else [best]
         missing = {t: w for t, w in idf.items() if t not in best.text}
         if missing and best.coverage < 0.999:
             extra = max(ranked[1:6], key=lambda s: coverage(s.text, missing), default=None)
-            if extra and coverage(extra.text, missing) > 0.3 and extra.text not in best.text:
+            if extra and coverage(extra.text, missing) > 0.3 and all(
+                    extra.text not in s.text for s in chosen):
                 chosen.append(extra)
         text = "".join(f"{s.text}[{s.n}]" for s in chosen)
         evidence = [Evidence(s.n, s.nstart, s.nend) for s in chosen]
         short = None
         if span := short_span(question, best.text):
             short = Evidence(best.n, best.nstart + span[0], best.nstart + span[1])
-        return Draft(text, evidence, short)
+        return Draft(text, evidence, short, quoted=True)
 
     def stream(self, question: str, passages: Sequence[Passage], *,
                idf: dict[str, float]) -> Iterator[str | Draft]:
-        draft = self.generate(question, passages, idf=idf)
-        for piece in re.split(r"(?<=\])", draft.text):
-            if piece:
-                yield piece
-        yield draft
+        yield self.generate(question, passages, idf=idf)  # quoted: qa renders the pieces

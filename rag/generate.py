@@ -47,6 +47,7 @@ class Draft:
     evidence: list[Evidence] = field(default_factory=list)
     short_answer: Evidence | None = None
     refused: bool = False
+    quoted: bool = False  # text is exactly the evidence sentences, each followed by its [n]
     notes: list[str] = field(default_factory=list)
 
 

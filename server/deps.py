@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from rag.config import Settings
-from rag.generate import Generator
 from rag.errors import IndexStateError
+from rag.generate import Generator
 from rag.index import Index
 from server.errors import ApiError
 
