@@ -18,7 +18,7 @@ __all__ = ["Chunk", "chunk_document", "split_sentences"]
 # or at a newline. English periods count only before whitespace, so 3.14 and U.S. stay whole.
 _END = re.compile(
     r"[。！？!?；;…]+[”’」』)\]】\"']*"
-    r"|\.(?=\s)[”’\"')\]]*"
+    r"|\.[”’\"')\]]*(?=\s)"
     r"|\n"
 )
 _SOFT = re.compile(r"[,，、:：]")

@@ -122,9 +122,8 @@ class Client:
 
     def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None,
                  http: httpx.Client | None = None, timeout: float = 120.0) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
-        self._http.headers.update(headers)
 
     @classmethod
     def local(cls, settings: Settings | None = None) -> LocalClient:
@@ -147,7 +146,8 @@ class Client:
         """Text deltas as the server streams them, then the final ``Answer``."""
         messages = [*_history(history), {"role": "user", "content": question}]
         body = {"model": "wenda", "messages": messages, "stream": True}
-        with self._call(lambda: self._http.stream("POST", "/v1/chat/completions", json=body)) as r:
+        with self._call(lambda: self._http.stream("POST", "/v1/chat/completions", json=body,
+                                                       headers=self._headers)) as r:
             if r.status_code >= 400:
                 r.read()
                 self._raise(r)
@@ -203,7 +203,7 @@ class Client:
             raise APIError(f"cannot reach wenda at {self._http.base_url}: {exc}") from exc
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        r = self._call(lambda: self._http.request(method, path, **kwargs))
+        r = self._call(lambda: self._http.request(method, path, headers=self._headers, **kwargs))
         if r.status_code >= 400:
             self._raise(r)
         return r.json()

@@ -155,27 +155,38 @@ class Index:
 
     def reload(self) -> None:
         with self.connect() as db:
-            generation = int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
-            rows = db.execute(
-                "SELECT id, doc_id, ordinal, text, ostart, oend, nstart, nend, tokens FROM chunks"
-                " ORDER BY id").fetchall()
-            self.chunks = {r[0]: Chunk(r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
-            self._rows = np.array([r[0] for r in rows], dtype=np.int64)
-            self.lexicon = Lexicon([r[8].split(" ") if r[8] else [] for r in rows])
-            self._faiss = self._load_faiss(db, generation)
+            # One read snapshot: without it a writer could commit between these SELECTs, and the
+            # generation, the chunk rows and the vectors would come from different states.
+            db.execute("BEGIN")
+            try:
+                generation = int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+                rows = db.execute(
+                    "SELECT id, doc_id, ordinal, text, ostart, oend, nstart, nend, tokens FROM chunks"
+                    " ORDER BY id").fetchall()
+                ids = np.array([r[0] for r in rows], dtype=np.int64)
+                dense = self._load_faiss(db, generation, ids)
+            finally:
+                db.rollback()
+        self.chunks = {r[0]: Chunk(r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
+        self._rows = ids
+        self.lexicon = Lexicon([r[8].split(" ") if r[8] else [] for r in rows])
+        self._faiss = dense
         self.generation = generation
         self._normalized.cache_clear()
 
-    def _load_faiss(self, db: sqlite3.Connection, generation: int) -> Any:
+    def _load_faiss(self, db: sqlite3.Connection, generation: int, ids: np.ndarray) -> Any:
         import faiss
 
         path, tag = self.directory / "vectors.faiss", self.directory / "vectors.json"
         try:
             if json.loads(tag.read_text())["generation"] == generation:
-                return faiss.read_index(str(path))
-        except (OSError, ValueError, KeyError, RuntimeError):
+                cached: Any = faiss.read_index(str(path))
+                # chunk ids are never reused, so the same ids means the same vectors
+                if cached.d == self.embedder.dim and np.array_equal(
+                        np.sort(faiss.vector_to_array(cached.id_map)), ids):
+                    return cached
+        except (OSError, ValueError, KeyError, RuntimeError, AttributeError):
             pass  # missing, stale or damaged cache: rebuild it from the docstore
-        ids = self._rows
         vectors = np.zeros((len(ids), self.embedder.dim), dtype=np.float32)
         for i, (blob,) in enumerate(db.execute("SELECT vector FROM chunks ORDER BY id")):
             vectors[i] = np.frombuffer(blob, dtype=np.float32)

@@ -42,7 +42,7 @@ def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
     """Search-mode jieba tokens of already-normalized text.
 
     >>> tokenize("秦创原量子信息")
-    ['秦创', '创原', '秦创原', '量子', '信息']
+    ['秦创原', '量子', '信息']
     """
     out = []
     for tok in _jieba().cut_for_search(text):

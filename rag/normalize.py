@@ -96,12 +96,21 @@ def _drop(chars: list[str], origin: list[int], pattern: re.Pattern[str]) -> None
         del chars[a:b], origin[a:b]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogates(text: str) -> str:
+    """Lone surrogates (from ``\\ud800`` in JSON, or undecodable bytes in ``argv``) become U+FFFD,
+    one for one: OpenCC encodes to UTF-8 and cannot take them."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _convert(chars: list[str]) -> list[str]:
     """NFKC, then OpenCC t2s with one output character per input character (a line whose
     phrase conversion changes length is converted character by character), then VARIANTS."""
     cc = _t2s()
     folded = []
-    for ch in chars:
+    for ch in _no_surrogates("".join(chars)):
         nf = unicodedata.normalize("NFKC", ch)
         folded.append(nf if len(nf) == 1 else ch)
     out: list[str] = []
@@ -153,11 +162,12 @@ def to_simplified(text: str) -> str:
 
 
 def to_traditional(text: str) -> str:
-    return str(_s2t().convert(text))
+    return str(_s2t().convert(_no_surrogates(text)))
 
 
 def is_traditional(text: str) -> bool:
     """True when the text has more Traditional-only characters than Simplified-only ones."""
+    text = _no_surrogates(text)
     simplified = str(_t2s().convert(text))
     traditional = str(_s2t().convert(text))
     trad_only = sum(a != b for a, b in zip(text, simplified, strict=False))

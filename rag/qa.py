@@ -50,6 +50,8 @@ _ANAPHORA = ("他", "她", "它", "其", "该", "这", "那", "此", "上述", "
 
 
 def _check(question: str, top_k: int, max_chars: int) -> str:
+    if isinstance(question, str):  # lone surrogates (undecodable argv bytes) → U+FFFD
+        question = question.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty")
     if len(question) > max_chars:
@@ -65,8 +67,8 @@ def condense(question: str, history: Sequence[Message]) -> str:
     previous = [m.content for m in history if m.role == "user" and m.content.strip()]
     if not previous:
         return question
-    q = question.lower()
-    if len(question) <= 12 or any(word in q for word in _ANAPHORA):
+    q = f" {question.lower()}"
+    if q.startswith((" 那", " 还有", " 那么", " and ", " what about")) or any(w in q for w in _ANAPHORA):
         return f"{previous[-1].strip()} {question}"
     return question
 

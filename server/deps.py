@@ -19,7 +19,8 @@ from rag.generate import Generator
 from rag.index import Index
 from server.errors import ApiError
 
-__all__ = ["GeneratorDep", "IndexDep", "SettingsDep", "State", "StateDep", "WriterDep", "get_state"]
+__all__ = ["GeneratorDep", "IndexDep", "SettingsDep", "State", "StateDep", "WriterDep", "current_index",
+           "fresh_index", "get_state", "swap_index"]
 
 
 @dataclass
@@ -43,18 +44,48 @@ def get_settings(state: StateDep) -> Settings:
 
 
 def get_index(state: StateDep) -> Index:
-    """The loaded index, reloaded first when another process (``rag ingest``) changed it.
+    """The loaded index; when another process (``rag ingest``) committed a change, a fresh one.
 
-    A reload happens only when no write is in flight here; readers never wait for a writer.
+    A loaded ``Index`` is never reloaded in place while requests may be reading it: a fresh
+    one is opened and swapped in (``swap_index``); requests in flight finish on the old one.
+    Readers never wait for a writer here.
     """
-    if state.index is None:
-        raise IndexStateError("the index is not loaded yet")
     if state.write_lock.acquire(blocking=False):
         try:
-            state.index.refresh()
+            return _current(state)
         finally:
             state.write_lock.release()
+    return _loaded(state)
+
+
+def current_index(state: State) -> Index:
+    """Like ``get_index``, but waits for a write in flight: an index matching the docstore."""
+    with state.write_lock:
+        return _current(state)
+
+
+def _loaded(state: State) -> Index:
+    if state.index is None:
+        raise IndexStateError("the index is not loaded yet")
     return state.index
+
+
+def _current(state: State) -> Index:
+    index = _loaded(state)  # caller holds the write lock
+    if index.current_generation() != index.generation:
+        index = fresh_index(index)
+        swap_index(state, index)
+    return index
+
+
+def fresh_index(index: Index) -> Index:
+    """A second ``Index`` over the same directory and embedder: writers work on it, then swap."""
+    return Index.open(index.directory, index.embedder)
+
+
+def swap_index(state: State, index: Index) -> None:
+    """Make ``index`` the one new requests read (one reference assignment: atomic)."""
+    state.index = index
 
 
 def get_generator(state: StateDep) -> Generator | None:

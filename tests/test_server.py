@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
+from rag.documents import Document
 from rag.index import Index
+from rag.ingest import ingest
 from rag.schema import Answer
 from server.app import create_app
 
@@ -51,7 +54,8 @@ def client(make_client: MakeClient) -> TestClient:
     return make_client()
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
+def assert_error(response: Any, status: int, code: str) -> None:
+    """``response`` is an httpx(-compatible) response: Starlette's TestClient may use httpx2."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
@@ -199,7 +203,7 @@ def test_official_openai_client_in_process(client: TestClient) -> None:
 
 
 # ---- documents ---------------------------------------------------------------------------------
-def upload(client: TestClient, name: str, data: bytes, **headers: str) -> httpx.Response:
+def upload(client: TestClient, name: str, data: bytes, **headers: str) -> Any:
     return client.post("/documents", files=[("files", (name, data, "text/plain"))], headers=headers)
 
 
@@ -316,6 +320,42 @@ def test_delete_does_not_touch_paths(client: TestClient, seed_index: Index) -> N
     assert victim.read_text() == "keep me"
 
 
+def test_questions_keep_working_while_documents_change(client: TestClient) -> None:
+    """Writers ingest into a second Index and swap it in; readers never see a half-reload."""
+    failures: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for q in (QUESTION, "福建海峡实验室位于哪里?"):
+                r = client.post("/ask", json={"question": q})
+                if r.status_code != 200:
+                    failures.append((r.status_code, r.text[:200]))
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(8):
+            assert upload(client, f"doc{i}.txt", UPLOAD * 10 + str(i).encode()).status_code == 200
+            if i % 2:
+                assert client.delete(f"/documents/doc{i - 1}").status_code == 200
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert failures == []
+    assert sorted(d for d in doc_ids(client) if d.startswith("doc")) == ["doc1", "doc3", "doc5", "doc7"]
+
+
+def test_a_change_by_another_process_is_picked_up(client: TestClient, seed_index: Index,
+                                                   fake_embedder: Any) -> None:
+    other = Index.open(seed_index.directory, fake_embedder)  # e.g. `rag ingest` elsewhere
+    ingest(other, [Document.from_text("外部", UPLOAD.decode())])
+    assert "外部" in doc_ids(client)
+    assert client.get("/health").json()["index"]["documents"] == 3
+
+
 # ---- health, page, CORS, conversion --------------------------------------------------------------
 def test_health_reports_index_stats(client: TestClient) -> None:
     body = client.get("/health").json()
@@ -400,7 +440,8 @@ def test_rag_serve_with_the_openai_client(tmp_path: Path) -> None:
         assert citations and all(c["quote"] for c in citations)
         stream = oa.chat.completions.create(
             model="wenda", stream=True,
-            messages=[{"role": "user", "content": QUESTION}, {"role": "assistant", "content": message.content},
+            messages=[{"role": "user", "content": QUESTION},
+                      {"role": "assistant", "content": message.content},
                       {"role": "user", "content": "它落户在哪里?"}])
         parts = list(stream)
         text = "".join(p.choices[0].delta.content or "" for p in parts if p.choices)

@@ -3,7 +3,8 @@
 Uploads are checked before anything is written: size (``max_upload_bytes`` → 413), type (by
 suffix, ``SUPPORTED_SUFFIXES`` → 415), name (only a safe stem of the basename survives; it becomes
 the doc_id), and text (binary or undecodable → 400). The files are then ingested under the
-server's writer lock and kept in ``<index_dir>/uploads/`` so they persist with the index.
+server's writer lock (into a second ``Index`` swapped in afterwards, so questions in flight
+never see a half-reloaded index) and kept in ``<index_dir>/uploads/`` so they persist with the index.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rag.documents import SUPPORTED_SUFFIXES, Document, decode
 from rag.errors import DocumentError, InputError, NotFoundError
 from rag.index import atomic_write
 from rag.ingest import delete_documents, ingest
-from server.deps import IndexDep, SettingsDep, StateDep, WriterDep
+from server.deps import IndexDep, SettingsDep, StateDep, WriterDep, fresh_index, swap_index
 from server.errors import ApiError, error_body
 
 __all__ = ["UploadLimit", "router", "safe_name"]
@@ -83,8 +84,10 @@ def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.
         target = uploads / f"{stem}{suffix}"
         staged[stem] = (target, data, Document.from_text(stem, text, str(target)))
     with state.write_lock:
-        report = ingest(index, [doc for _, _, doc in staged.values()],
+        writer = fresh_index(index)  # readers keep the loaded index until the swap
+        report = ingest(writer, [doc for _, _, doc in staged.values()],
                         chunk_size=settings.chunk_size, overlap=settings.chunk_overlap)
+        swap_index(state, writer)
         uploads.mkdir(parents=True, exist_ok=True)
         for stem, (target, data, _doc) in staged.items():
             _remove_uploads(uploads, stem, keep=target.name)
@@ -95,8 +98,10 @@ def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.
 @router.delete("/documents/{doc_id}", summary="Remove a document from the index")
 def delete_document(doc_id: str, _: WriterDep, state: StateDep, index: IndexDep) -> dict[str, Any]:
     with state.write_lock:
-        if not delete_documents(index, [doc_id]):
+        writer = fresh_index(index)
+        if not delete_documents(writer, [doc_id]):
             raise NotFoundError(f"no document {doc_id!r} in the index")
+        swap_index(state, writer)
         _remove_uploads(index.directory / "uploads", doc_id)
     return {"deleted": doc_id}
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rag.client import split_messages
 from rag.errors import RagError
 from rag.schema import Answer
-from server.deps import GeneratorDep, IndexDep, SettingsDep
+from server.deps import GeneratorDep, IndexDep, SettingsDep, StateDep
 from server.errors import error_body
 from server.routes.ask import answer, answer_stream
 
@@ -85,15 +85,15 @@ def _events(items: Iterator[str | Answer], model: str, cid: str) -> Iterator[str
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion", response_model=None)
-def chat_completions(body: ChatRequest, index: IndexDep, settings: SettingsDep,
+def chat_completions(body: ChatRequest, state: StateDep, index: IndexDep, settings: SettingsDep,
                      generator: GeneratorDep) -> dict[str, Any] | StreamingResponse:
     question, history = split_messages([m.model_dump() for m in body.messages])
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
-        items = answer_stream(index, settings, generator, question, history, body.top_k)
+        items = answer_stream(state, index, settings, generator, question, history, body.top_k)
         return StreamingResponse(_events(items, body.model, cid), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    a = answer(index, settings, generator, question, history, body.top_k)
+    a = answer(state, index, settings, generator, question, history, body.top_k)
     message = {"role": "assistant", "content": a.answer, "citations": _citations(a)}
     choice = {"index": 0, "message": message, "finish_reason": "stop"}
     return {**_envelope("chat.completion", body.model, cid), "choices": [choice],

@@ -40,4 +40,5 @@ def convert(body: ConvertRequest) -> ConvertResponse:
     if sum(len(t) for t in body.texts) > MAX_CHARS:
         raise InputError(f"at most {MAX_CHARS} characters per conversion")
     fn = to_simplified if body.to == "simplified" else to_traditional
-    return ConvertResponse(texts=[fn(t) for t in body.texts])
+    # line by line: to_simplified is the search normalization, which would fold newlines
+    return ConvertResponse(texts=["\n".join(fn(line) for line in t.split("\n")) for t in body.texts])
