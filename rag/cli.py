@@ -140,6 +140,60 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     run(host=host, port=port, settings=Settings())
 
 
+@app.command("eval")
+def eval_(
+    dataset: Annotated[Path, typer.Option(help="gold set (JSONL)")] = Path("evals/gold/seeds.jsonl"),
+    json_out: Annotated[Path | None, typer.Option("--json", help="records + summary")] = None,
+    report: Annotated[Path | None, typer.Option(help="Markdown report (a PNG plot beside it)")] = None,
+    compare: Annotated[bool, typer.Option(help="run several configurations into one table")] = False,
+    out_dir: Annotated[Path, typer.Option(help="where --compare writes")] = Path("evals/out/compare"),
+    min_accuracy: Annotated[float | None, typer.Option(help="exit 1 below this accuracy")] = None,
+) -> None:
+    """Run a gold set through the pipeline; print the metrics table."""
+    from evals.harness import check_floor, run_gold
+    from evals.harness import compare as run_compare
+    from evals.report import format_table
+    from rag.bootstrap import make_generator
+
+    settings = Settings()
+    if compare:
+        rows = run_compare(None, dataset, out_dir, seeds_dir=settings.seeds_dir)
+        out.print(format_table(rows))
+        out.print(f"[dim]written to {out_dir}/compare.{{json,md,png}}[/dim]")
+        return
+    index = _open(settings)
+    if report is None and json_out is not None:
+        report = json_out.with_suffix(".md")
+    summary = run_gold(index, dataset, generator=make_generator(settings), top_k=settings.top_k,
+                       out_json=json_out, report_md=report, progress=True)
+    out.print(format_table([summary]))
+    problems = check_floor(summary, min_accuracy) if min_accuracy is not None else []
+    for problem in problems:
+        err.print(f"[red]{problem}[/red]")
+    if problems:
+        raise typer.Exit(1)
+
+
+@bench_app.command("squad")
+def bench_squad(
+    file: Path,
+    json_out: Annotated[Path, typer.Option("--json", help="summary + per-question records")],
+    limit: Annotated[int | None, typer.Option(help="first N questions (all paragraphs indexed)")] = None,
+    index_dir: Annotated[Path | None, typer.Option(help="index for this benchmark")] = None,
+    embedder: Annotated[str | None, typer.Option(help="default: RAG_EMBEDDER")] = None,
+) -> None:
+    """Open-domain QA over a SQuAD-layout file (DRCD, CMRC 2018), with a BM25 baseline."""
+    from evals.bench import format_summary, run_squad
+
+    settings = Settings()
+    if not file.is_file():
+        raise typer.BadParameter(f"{file}: no such file")
+    summary = run_squad(file, out_json=json_out, limit=limit, top_k=settings.top_k,
+                        index_dir=index_dir or Path(".rag-bench") / file.stem,
+                        embedder=embedder or settings.embedder)
+    out.print(format_summary(summary))
+
+
 def main() -> None:
     """Console entry point: every ``RagError`` becomes one line on stderr and exit code 1."""
     try:

@@ -36,6 +36,7 @@ _WH = sorted(
 )
 _LIST_WH = ("哪些",)
 _STOP_AT = re.compile(r"[,。;!?:“”\"()《》\n]|,")
+_OPENS_SLOT = re.compile(r"[,。;!?:“”\"()《》\n、]|在|于|由|是|为")
 _EDGE = "的了是为在和与及等,、:;.。 "
 
 
@@ -140,14 +141,17 @@ def short_span(question: str, sentence: str) -> tuple[int, int] | None:
     left = left.rstrip("是在于为有")
     right = right.lstrip("是个位的")
     a = b = None
-    if left and (hit := _longest_suffix_in(left, sentence)):
-        a = hit[0]
-        end = _longest_prefix_in(right, sentence, a) if right else None
+    found = _longest_suffix_in(left, sentence) if left else None
+    end = _longest_prefix_in(right, sentence, 0) if right else None
+    if found and (end is None or end > found[0]):
+        a = found[0]
         stop = _STOP_AT.search(sentence, a)
-        b = end if end is not None and end > a else (stop.start() if stop else len(sentence))
-    elif right and (end := _longest_prefix_in(right, sentence, 0)) is not None:
+        b = end if end is not None else (stop.start() if stop else len(sentence))
+    elif end is not None:
+        # the slot sits right before the question's closing words ("在福州新区召开"): go back
+        # to a preposition or punctuation
         b = end
-        starts = [m.end() for m in _STOP_AT.finditer(sentence, 0, b)]
+        starts = [m.end() for m in _OPENS_SLOT.finditer(sentence, 0, b)]
         a = starts[-1] if starts else 0
     if a is None or b is None:
         return None
