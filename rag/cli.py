@@ -45,8 +45,6 @@ def _open(settings: Settings, *, build: bool = True):  # type: ignore[no-untyped
         err.print(f"[dim]building the index from {settings.seeds_dir}/ …[/dim]")
         return _ingest_with_progress(index, [settings.seeds_dir], settings=settings)
 
-    with err.status("loading the index and the embedding model…"):
-        pass
     return open_index(settings, build=build, on_build=on_build)
 
 
