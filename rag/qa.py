@@ -104,11 +104,11 @@ class _Run:
         self.lang = language_of(self.question)
         self.standalone = condense(self.question, history)
         self.generator = generator or load_generator("extractive")
-        normalized = to_simplified(self.standalone)
-        query = make_query(index, normalized)
-        self.hits = retrieve(index, query, top_k)
-        self.weights = _weights(index, tokenize(to_simplified(self.question)) or query.tokens)
         self.normalized = to_simplified(self.question)
+        query = make_query(index, self.normalized if self.standalone == self.question
+                           else to_simplified(self.standalone))
+        self.hits = retrieve(index, query, top_k)
+        self.weights = _weights(index, tokenize(self.normalized) or query.tokens)
         self.passages = [Passage(i + 1, h, index.normalized(h.chunk.doc_id))
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
