@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from rag.chunk import split_sentences
 from rag.generate import Draft, Evidence, Passage
+from rag.lexical import coverage, longest_run
 
-__all__ = ["Extractive", "Sentence", "coverage", "rank_sentences", "short_span"]
+__all__ = ["Extractive", "Sentence", "rank_sentences", "short_span"]
 
 RANK_PRIOR = 0.15  # weight of the passage's fused retrieval score in a sentence's score
 RUN_BONUS = 0.4  # weight of the longest run of question text found verbatim in the sentence
@@ -48,23 +49,6 @@ class Sentence:
     text: str
     score: float
     coverage: float
-
-
-def coverage(text: str, weights: dict[str, float]) -> float:
-    """Share of the question's token weight whose tokens occur in ``text`` (0..1)."""
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in text) / total if total else 0.0
-
-
-def longest_run(question: str, text: str) -> int:
-    """Length of the longest piece of ``question`` that occurs verbatim in ``text``."""
-    best = 0
-    for i in range(len(question)):
-        size = best + 1
-        while i + size <= len(question) and question[i:i + size] in text:
-            best = size
-            size += 1
-    return best
 
 
 def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],

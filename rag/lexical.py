@@ -26,6 +26,14 @@ STOPWORDS = frozenset(
     "the a an of to in on at for and or is are was were be by with what which who whom "
     "when where why how did does do".split()
 )
+# Words that frame a question rather than name what it is about ("what position does X hold?"):
+# a passage that answers rarely repeats them, so they weigh nothing when matching questions.
+FRAME_WORDS = frozenset(
+    "职务 担任 身兼 提到 提出 表示 介绍 称为 称作 叫 名字 两篇 报道 文章 这次 本次 除了 之外 还有 "
+    "一共 全称 参与 属于 同时 分别 哪里 哪儿 位置 处于 什么样 怎样 形容 为了 哪几 几个 几位 几家 "
+    "几所 几次 第几 哪一 哪个 哪位 哪家 哪项 哪种 具体 主要 内容 方面 哪些方面 包括 有关 相关 "
+    "分别是 是否 认为 根据 文中 文档 据 所说 说 讲 谈到 指出 强调".split()
+)
 _WORD = re.compile(r"[\w\u3400-\u9fff]")
 
 
@@ -80,3 +88,32 @@ class Lexicon:
         k = min(k, self.size)
         rows, scores = self._bm25.retrieve([known], k=k, show_progress=False, n_threads=1)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+
+
+def question_weights(lexicon: Lexicon, tokens: Sequence[str]) -> dict[str, float]:
+    """IDF per distinct question token, frame words left out; words the collection lacks
+    weigh the most (they are the rarest)."""
+    unseen = float(np.log(1 + (lexicon.size + 0.5) / 0.5))
+    return {t: lexicon.idf(t) or unseen for t in dict.fromkeys(tokens) if t not in FRAME_WORDS}
+
+
+def coverage(text: str, weights: dict[str, float]) -> float:
+    """Share of the question's token weight whose tokens occur in ``text`` (0..1); tokens are
+    matched as substrings, so segmentation differences don't matter."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in text) / total if total else 0.0
+
+
+def longest_run(question: str, text: str) -> int:
+    """Length of the longest piece of ``question`` that occurs verbatim in ``text``.
+
+    >>> longest_run("西咸新区管委会主任是谁", "西咸新区管委会主任姜建春")
+    9
+    """
+    best = 0
+    for i in range(len(question)):
+        size = best + 1
+        while i + size <= len(question) and question[i:i + size] in text:
+            best = size
+            size += 1
+    return best

@@ -6,17 +6,16 @@ puts these steps together.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from rag.cite import cite, original_chars, strip_markers
 from rag.errors import InputError
-from rag.extract import coverage
 from rag.generate import Draft, Generator, Passage, load_generator
 from rag.index import Index
-from rag.lexical import tokenize
+from rag.lexical import coverage, question_weights, tokenize
 from rag.normalize import is_traditional, to_simplified, to_traditional
 from rag.prompts import language_of, render
 from rag.retrieve import Hit, make_query, retrieve
@@ -30,14 +29,6 @@ __all__ = ["MIN_COVERAGE", "MIN_DENSE", "ask", "condense", "stream_ask"]
 # question with no Chinese (cross-lingual, lexical match impossible) needs this cosine instead.
 MIN_COVERAGE = 0.62
 MIN_DENSE = 0.80
-# Words that frame a question rather than name what it is about ("what position does X hold?"):
-# an answer sentence rarely repeats them, so they weigh nothing in the coverage above.
-FRAME_WORDS = frozenset(
-    "职务 担任 身兼 提到 提出 表示 介绍 称为 称作 叫 名字 两篇 报道 文章 这次 本次 除了 之外 还有 "
-    "一共 全称 参与 属于 同时 分别 哪里 哪儿 位置 处于 什么样 怎样 形容 为了 哪几 几个 几位 几家 "
-    "几所 几次 第几 哪一 哪个 哪位 哪家 哪项 哪种 具体 主要 内容 方面 哪些方面 包括 有关 相关 "
-    "分别是 是否 认为 根据 文中 文档 据 所说 说 讲 谈到 指出 强调".split()
-)
 # Questions that ask for a kind of value the answer sentence must contain.
 ANSWER_TYPES = (
     (re.compile(r"哪一?年|何年|什么年份|which year|what year"), re.compile(r"\d{2,4}\s*年|[一二〇零○]{4}年")),
@@ -73,12 +64,6 @@ def condense(question: str, history: Sequence[Message]) -> str:
     return question
 
 
-def _weights(index: Index, tokens: list[str]) -> dict[str, float]:
-    """IDF per distinct question token; words the collection lacks weigh the most."""
-    unseen = math.log(1 + (len(index) + 0.5) / 0.5)
-    return {t: index.lexicon.idf(t) or unseen for t in dict.fromkeys(tokens) if t not in FRAME_WORDS}
-
-
 def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse_below: float | None) -> bool:
     """Is there enough evidence to answer? (Else refuse without generating.)"""
     if not hits:
@@ -93,26 +78,39 @@ def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse
     return max(h.dense for h in hits) >= MIN_DENSE
 
 
+@dataclass(frozen=True)
+class _Options:
+    top_k: int = 5
+    history: Sequence[Message] = ()
+    generator: Generator | None = None
+    max_question_chars: int = 2000
+    refuse_below: float | None = None
+    use_dense: bool = True
+    use_lexical: bool = True
+    rescore: bool = True
+
+
 class _Run:
     """One question's state while it goes through the pipeline."""
 
-    def __init__(self, index: Index, question: str, top_k: int, history: Sequence[Message],
-                 generator: Generator | None, max_chars: int, refuse_below: float | None) -> None:
+    def __init__(self, index: Index, question: str, opts: _Options) -> None:
         self.t0 = time.perf_counter()
         self.index = index
-        self.question = _check(question, top_k, max_chars)
+        top_k, history, generator = opts.top_k, opts.history, opts.generator
+        self.question = _check(question, top_k, opts.max_question_chars)
         self.lang = language_of(self.question)
         self.standalone = condense(self.question, history)
         self.generator = generator or load_generator("extractive")
         self.normalized = to_simplified(self.question)
         query = make_query(index, self.normalized if self.standalone == self.question
                            else to_simplified(self.standalone))
-        self.hits = retrieve(index, query, top_k)
-        self.weights = _weights(index, tokenize(self.normalized) or query.tokens)
+        self.hits = retrieve(index, query, top_k, use_dense=opts.use_dense,
+                             use_lexical=opts.use_lexical, rescore=opts.rescore)
+        self.weights = question_weights(index.lexicon, tokenize(self.normalized) or query.tokens)
         self.passages = [Passage(i + 1, h, index.normalized(h.chunk.doc_id))
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
-        self.supported = _supported(self.question, self.hits, self.weights, refuse_below)
+        self.supported = _supported(self.question, self.hits, self.weights, opts.refuse_below)
 
     def script(self, text: str) -> str:
         return to_traditional(text) if self.lang == "zh-Hant" else text
@@ -161,9 +159,14 @@ class _Run:
 
 def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
         generator: Generator | None = None, max_question_chars: int = 2000,
-        refuse_below: float | None = None) -> Answer:
-    """Answer ``question`` from ``index`` with verified citations, or refuse."""
-    run = _Run(index, question, top_k, history, generator, max_question_chars, refuse_below)
+        refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
+        rescore: bool = True) -> Answer:
+    """Answer ``question`` from ``index`` with verified citations, or refuse.
+
+    ``use_dense`` / ``use_lexical`` / ``rescore`` switch retrieval paths off for comparisons;
+    ``refuse_below`` overrides the calibrated refusal threshold."""
+    run = _Run(index, question, _Options(top_k, history, generator, max_question_chars,
+                                         refuse_below, use_dense, use_lexical, rescore))
     if not run.supported:
         return run.finish(None)
     t = time.perf_counter()
@@ -174,9 +177,11 @@ def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Messag
 
 def stream_ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
                generator: Generator | None = None, max_question_chars: int = 2000,
-               refuse_below: float | None = None) -> Iterator[str | Answer]:
+               refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
+               rescore: bool = True) -> Iterator[str | Answer]:
     """Text deltas in the asker's script, then the final ``Answer``."""
-    run = _Run(index, question, top_k, history, generator, max_question_chars, refuse_below)
+    run = _Run(index, question, _Options(top_k, history, generator, max_question_chars,
+                                         refuse_below, use_dense, use_lexical, rescore))
     draft: Draft | None = None
     if run.supported:
         t = time.perf_counter()

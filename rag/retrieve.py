@@ -1,34 +1,46 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates, fused by weighted scores.
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates, fused, then re-scored.
 
 Plain reciprocal-rank fusion was measured worse than BM25 alone on DRCD (0.895 vs 0.919 hit@1),
-because it throws away how far ahead the best BM25 match is. Here each path's scores are scaled
-per query (BM25 by its best score, cosine by its spread over the candidates) and mixed with a
-weight tuned on DRCD dev and the seeds gold set (``DENSE_WEIGHT``).
+because it throws away how far ahead the best match is. Here, per query:
+
+1. candidates: the top ``POOL`` of each path;
+2. first stage: ``bm25 / best bm25 + DENSE_WEIGHT * (cosine - best cosine)``;
+3. second stage, on the first stage's top ``DEPTH``: plus ``COVERAGE_WEIGHT`` × the share of the
+   question's IDF weight found in the chunk, plus ``RUN_WEIGHT`` × the longest stretch of the
+   question found verbatim, over the question's length.
+
+The weights were swept on DRCD dev (paragraph hit@1, two halves agreeing within 0.001; README):
+stage 1 alone reached 0.953, stage 2 lifts it to 0.965, against 0.931 for BM25 alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.chunk import Chunk
 from rag.index import Index
-from rag.lexical import tokenize
+from rag.lexical import coverage, longest_run, question_weights, tokenize
 
-__all__ = ["DENSE_WEIGHT", "Hit", "Query", "retrieve"]
+__all__ = ["COVERAGE_WEIGHT", "DENSE_WEIGHT", "RUN_WEIGHT", "Hit", "Query", "make_query", "retrieve"]
 
-DENSE_WEIGHT = 0.35
-POOL = 50  # candidates taken from each path before fusion
+POOL = 50  # candidates taken from each path
+DEPTH = 10  # first-stage candidates re-scored by the second stage
+DENSE_WEIGHT = 15.0
+COVERAGE_WEIGHT = 1.0
+RUN_WEIGHT = 2.5
+_BEST = 1.0 + COVERAGE_WEIGHT + RUN_WEIGHT  # the highest score a chunk can get
 
 
 @dataclass(frozen=True)
 class Query:
-    """A normalized question, its BM25 tokens and its embedding."""
+    """A normalized question, its BM25 tokens, their weights and its embedding."""
 
     text: str
     tokens: list[str]
     vector: np.ndarray
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,32 +54,30 @@ class Hit:
 
 def make_query(index: Index, normalized_question: str) -> Query:
     vector = index.embedder.embed_queries([normalized_question])[0]
-    return Query(normalized_question, tokenize(normalized_question), vector)
+    tokens = tokenize(normalized_question)
+    return Query(normalized_question, tokens, vector, question_weights(index.lexicon, tokens))
 
 
-def retrieve(index: Index, query: Query, k: int, *, dense_weight: float = DENSE_WEIGHT,
-             use_dense: bool = True, use_lexical: bool = True) -> list[Hit]:
+def retrieve(index: Index, query: Query, k: int, *, use_dense: bool = True,
+             use_lexical: bool = True, rescore: bool = True) -> list[Hit]:
     """The ``k`` best chunks for ``query``, best first."""
     dense = dict(index.dense_search(query.vector, POOL)) if use_dense else {}
     lexical = dict(index.lexical_search(query.tokens, POOL)) if use_lexical else {}
     ids = list(dense.keys() | lexical.keys())
     if not ids:
         return []
-    cos = np.array([dense[i] if i in dense else _cosine(index, i, query.vector) for i in ids])
+    cos = np.array([dense[i] if i in dense else float(index.vector(i) @ query.vector) for i in ids]
+                   if use_dense else np.zeros(len(ids)))
     bm = np.array([lexical.get(i, 0.0) for i in ids])
-    bm_scaled = bm / bm.max() if bm.max() > 0 else bm
-    spread = cos.max() - cos.min()
-    cos_scaled = (cos - cos.min()) / spread if spread > 1e-6 else np.ones_like(cos)
-    if not use_lexical or not bm.any():
-        fused = cos_scaled
-    elif not use_dense:
-        fused = bm_scaled
-    else:
-        fused = dense_weight * cos_scaled + (1 - dense_weight) * bm_scaled
-    order = np.argsort(-fused, kind="stable")[:k]
-    return [Hit(ids[j], index.chunks[ids[j]], float(fused[j]), float(cos[j]), float(bm[j]))
-            for j in order]
-
-
-def _cosine(index: Index, chunk_id: int, vector: np.ndarray) -> float:
-    return float(index.vector(chunk_id) @ vector)
+    score = bm / bm.max() if bm.max() > 0 else np.zeros_like(bm)
+    if use_dense:
+        score = score + DENSE_WEIGHT * (cos - cos.max())
+    if rescore:
+        core = query.text.rstrip("?？。!！ ")
+        for j in np.argsort(-score, kind="stable")[:DEPTH]:
+            text = index.chunks[ids[j]].text
+            score[j] += COVERAGE_WEIGHT * coverage(text, query.weights)
+            score[j] += RUN_WEIGHT * longest_run(core, text) / max(len(core), 1)
+    order = np.argsort(-score, kind="stable")[:k]
+    return [Hit(ids[j], index.chunks[ids[j]], float(np.clip(score[j] / _BEST, 0.0, 1.0)),
+                float(cos[j]), float(bm[j])) for j in order]
