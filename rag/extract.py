@@ -23,11 +23,15 @@ __all__ = ["Extractive", "Sentence", "rank_sentences"]
 RANK_PRIOR = 0.15  # weight of the passage's fused retrieval score in a sentence's score
 RUN_BONUS = 0.4  # weight of the longest run of question text found verbatim in the sentence
 LIST_BONUS = 0.05  # per enumeration comma (、), for questions that ask for several things
-# A sentence that opens by pointing back ("该中心…", "此次这五家新区…") is quoted with the one
-# before it, which says what it points at.
+# A sentence that opens by pointing back ("该中心…", "双方将在…") is quoted together with the
+# sentence before it, which says what it points at.
 _POINTS_BACK = re.compile(r"^(?:该|此|这|其|上述|他|她|它|双方|两地)")
 _LIST_Q = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]|[一二三四五六七八九十两]个|分别")
-
+# "What position does X hold?": prefer the sentence that puts a title right before the name.
+ROLE_BONUS = 0.3
+_ASKS_ROLE = re.compile(r"职务|职位|担任|身份|头衔|什么官")
+_TITLE = re.compile(r"(?:书记|主任|委员|局长|部长|市长|省长|主席|总理|院长|校长|经理|董事长|总裁|"
+                    r"秘书长|厅长|司长|区长|县长|镇长|理事长|会长|主编|总监|司令|大使)$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Sentence:
 def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
                    question: str = "") -> list[Sentence]:
     wants_list = bool(_LIST_Q.search(question))
+    names = [t for t in weights if len(t) >= 2] if _ASKS_ROLE.search(question) else []
     core = question.rstrip("?？。!！ ")
     out = []
     for p in passages:
@@ -57,22 +62,35 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
                 score += RUN_BONUS * longest_run(core, text) / len(core)
             if wants_list:
                 score += LIST_BONUS * min(text.count("、"), 6)
+            if any(_TITLE.search(text[:at]) for name in names if (at := text.find(name)) > 0):
+                score += ROLE_BONUS
             out.append(Sentence(p.n, base + a, base + b, text, score, cov))
     out.sort(key=lambda s: -s.score)
     return out
 
 
-def _previous(sentence: Sentence, passages: Sequence[Passage]) -> Sentence | None:
-    """The sentence just before ``sentence`` in its document, if it points back to it."""
-    if not _POINTS_BACK.match(sentence.text):
-        return None
+def _neighbour(sentence: Sentence, passages: Sequence[Passage], step: int) -> Sentence | None:
+    """The sentence before (``step=-1``) or after (``step=1``) ``sentence`` in its document."""
     doc = passages[sentence.n - 1].doc.text
-    spans = split_sentences(doc[max(0, sentence.nstart - 400):sentence.nstart])
+    lo = max(0, sentence.nstart - 400) if step < 0 else sentence.nend
+    spans = split_sentences(doc[lo:sentence.nstart] if step < 0 else doc[lo:lo + 400])
     if not spans:
         return None
-    a, b = spans[-1]
-    offset = max(0, sentence.nstart - 400)
-    return Sentence(sentence.n, offset + a, offset + b, doc[offset + a:offset + b], 0.0, 0.0)
+    a, b = spans[-1] if step < 0 else spans[0]
+    return Sentence(sentence.n, lo + a, lo + b, doc[lo + a:lo + b], 0.0, 0.0)
+
+
+def _with_context(best: Sentence, passages: Sequence[Passage]) -> list[Sentence]:
+    """``best``, with the sentence it points back to, or the (up to two) next ones that point
+    back to it."""
+    if _POINTS_BACK.match(best.text):
+        before = _neighbour(best, passages, -1)
+        return [before, best] if before else [best]
+    chosen = [best]
+    while len(chosen) < 3 and (after := _neighbour(chosen[-1], passages, 1)) and _POINTS_BACK.match(
+            after.text):
+        chosen.append(after)
+    return chosen
 
 
 class Extractive:
@@ -86,8 +104,7 @@ class Extractive:
         if not ranked:
             return Draft("", refused=True)
         best = ranked[0]
-        before = _previous(best, passages)
-        chosen = [before, best] if before else [best]
+        chosen = _with_context(best, passages)
         missing = {t: w for t, w in idf.items() if t not in best.text}
         if missing and best.coverage < 0.999:
             extra = max(ranked[1:6], key=lambda s: coverage(s.text, missing), default=None)
