@@ -7,7 +7,7 @@ punctuation, trimmed of function characters. A candidate scores for touching anc
 either side, for lying in the question's wh-slot (the text between the question's words
 before and after 谁/哪/什么/多少…), for holding a number when the question asks for one, and
 for running into the question's head noun (哪一平原 → 嘉南平原, which it then includes).
-Measured on DRCD dev answers: char-F1 0.12 for the wh-slot alone, 0.33+ for the scorer.
+Measured on DRCD dev answered questions: char-F1 0.12 for the wh-slot alone, 0.36 for the scorer.
 """
 
 from __future__ import annotations
@@ -93,6 +93,10 @@ _ASKS_NUMBER = re.compile(
     r"多少|几|何年|哪一?年|年代|何时|什么时候|年份|多久|多长|多大|多高|多重|多远|百分|第几|哪天|日期")
 _NUMBER = re.compile(r"[0-9一二三四五六七八九十百千万亿两〇零]")
 _COUNTERS = "一个位家种座条项所名"
+# Coverbs and conjunctions that end a candidate: a span rarely runs across them.
+_SPLIT = set("在由将被把向从对与为是曾并而于及和但则")
+_NUMERIC_PART = re.compile(
+    r"[0-9一二三四五六七八九十百千万亿两〇零.]+(?:[年月日号个处名人位次届岁万亿%]|世纪|年代)*")
 
 
 def _anchors(question: str, sentence: str) -> list[bool]:
@@ -118,7 +122,8 @@ def _candidates(sentence: str, marked: list[bool]) -> list[tuple[int, int]]:
             i += 1
             continue
         j = i
-        while j < len(sentence) and not marked[j] and sentence[j] not in _PUNCT:
+        while j < len(sentence) and not marked[j] and sentence[j] not in _PUNCT and not (
+                j > i and sentence[j] in _SPLIT):
             j += 1
         a, b = i, j
         while a < b and sentence[a] in _FUNCTION:
@@ -165,7 +170,11 @@ def short_span(question: str, sentence: str) -> tuple[int, int] | None:
         size = b - a
         score -= 1.0 if size == 1 else 0.05 * max(0, size - 12)
         if wants_number:
-            score += 0.8 if _NUMBER.search(sentence[a:b]) else -0.8
+            if number := _NUMERIC_PART.search(sentence, a, b):
+                a, b = number.span()
+                score += 0.8
+            else:
+                score -= 0.8
         end = b
         if head and sentence.startswith(head, b):
             score, end = score + 0.8, b + len(head)
