@@ -32,8 +32,15 @@ FRAME_WORDS = frozenset(
     "职务 担任 身兼 提到 提出 表示 介绍 称为 称作 叫 名字 两篇 报道 文章 这次 本次 除了 之外 还有 "
     "一共 全称 参与 属于 同时 分别 哪里 哪儿 位置 处于 什么样 怎样 形容 为了 哪几 几个 几位 几家 "
     "几所 几次 第几 哪一 哪个 哪位 哪家 哪项 哪种 具体 主要 内容 方面 哪些方面 包括 有关 相关 "
-    "分别是 是否 认为 根据 文中 文档 据 所说 说 讲 谈到 指出 强调".split()
+    "分别是 是否 认为 根据 文中 文档 据 所说 说 讲 谈到 指出 强调 "
+    # function words a paraphrase drops or swaps
+    "一个 一种 一位 一项 一次 之一 后 前 时 至 所 会 到 可 可以 能 能够 只有 已经 如果 那么 以及 "
+    "还 仍 仍然 约 大约 将近 现在 以前 当时 目前 曾 曾经 让 使 由于 因为 所以 但 但是 虽然 而且 "
+    "并且 或者 还是 就是 就 才 又 再 更 最 很 非常 一直 时候 期间 当中 其中 以来 通过 进行 "
+    "被称为 称之为 指的是 指 是指 所谓 来说 而言".split()
 )
+# Any token holding an interrogative asks rather than names (哪一年, 何时, 哪场, 有何, 几日).
+_ASKING = re.compile(r"哪|何(?:时|年|地|处|人|种|者|以|在)|^有何|谁|什么|多少|^几|怎|吗$|呢$")
 _WORD = re.compile(r"[\w\u3400-\u9fff]")
 
 
@@ -94,7 +101,8 @@ def question_weights(lexicon: Lexicon, tokens: Sequence[str]) -> dict[str, float
     """IDF per distinct question token, frame words left out; words the collection lacks
     weigh the most (they are the rarest)."""
     unseen = float(np.log(1 + (lexicon.size + 0.5) / 0.5))
-    return {t: lexicon.idf(t) or unseen for t in dict.fromkeys(tokens) if t not in FRAME_WORDS}
+    return {t: lexicon.idf(t) or unseen for t in dict.fromkeys(tokens)
+            if t not in FRAME_WORDS and not _ASKING.search(t)}
 
 
 def coverage(text: str, weights: dict[str, float]) -> float:
