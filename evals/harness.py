@@ -28,7 +28,7 @@ from evals import metrics as m
 from evals.report import plot_accuracy_latency, write_report
 from rag.documents import load_documents
 from rag.embed import load_embedder
-from rag.generate import Generator, load_generator
+from rag.generate import Generator, load_generator, local_available
 from rag.index import Index
 from rag.ingest import ingest
 from rag.normalize import to_simplified
@@ -47,6 +47,9 @@ DEFAULT_CONFIGS: list[dict[str, Any]] = [
     {"name": "e5 bm25-only", "embedder": "e5", "use_dense": False},  # needs ask(use_dense=)
     {"name": "e5 dense-only", "embedder": "e5", "use_lexical": False},  # needs ask(use_lexical=)
     {"name": "e5 rerank", "embedder": "e5", "rerank": True},  # needs ask(rerank=)
+    # LLM generators side by side with the extractive rows above, for each installed model
+    *({"name": f"e5 local {m}", "embedder": "e5", "generator": f"local:{m}"}
+      for m in ("qwen-0.5b", "qwen-1.5b") if local_available(m)),
 ]
 
 

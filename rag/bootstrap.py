@@ -29,4 +29,4 @@ def open_index(settings: Settings, *, build: bool = True,
 
 
 def make_generator(settings: Settings) -> Generator:
-    return load_generator(settings.generator)
+    return load_generator(settings.generator, settings)

@@ -26,10 +26,19 @@ class Settings(BaseSettings):
     chunk_overlap: int = 1  # sentences carried over between chunks
     generator: str = "auto"  # "auto" | "extractive" | "local" | "openai"
     refuse_below: float | None = None  # override the calibrated refusal threshold
+    # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server
+    local_model: str = "qwen-0.5b"  # "qwen-0.5b" | "qwen-1.5b" | a path to a .gguf file
+    model_cache: Path | None = None  # where bundled GGUFs are assembled (~/.cache/wenda/models)
+    llm_threads: int | None = None  # llama.cpp threads (default: all cores)
+    llm_max_tokens: int = 384
+    llm_base_url: str | None = None  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1
+    llm_model: str | None = None
+    llm_api_key: str | None = None
     # server
     api_key: str | None = None
     cors_origins: list[str] = []
     max_upload_bytes: int = 5_000_000
+    rate_limit_per_minute: int | None = None  # requests per client (IP) per minute; None: off
 
 
 @lru_cache

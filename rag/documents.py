@@ -34,8 +34,10 @@ def decode(data: bytes, name: str) -> str:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+        except UnicodeDecodeError as exc:
+            if encoding == "gb18030" or exc.start < len(data) - 3 or "end of data" not in exc.reason:
+                continue
+            text = data[:exc.start].decode(encoding)  # UTF-8 cut mid-character: drop the stub
         controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
         if controls > 8:
             raise DocumentError(f"{name}: looks like a binary file, not text")

@@ -4,19 +4,23 @@ A generator never sees files or offsets it could get wrong: it receives ``Passag
 from 1 and returns text plus ``Evidence`` (which passage, which normalized span). ``rag.cite``
 turns evidence into verified citations; ``rag.qa`` is the only caller.
 
-Backends: ``extractive`` (always available, ``rag.extract``). LLM backends plug in here.
+Backends: ``extractive`` (always available, ``rag.extract``); ``local`` and ``openai``
+(``rag.llm``, grounded sentence by sentence by ``rag.grounding``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rag.normalize import Normalized
 from rag.retrieve import Hit
 
-__all__ = ["Draft", "Evidence", "Generator", "Passage", "load_generator"]
+if TYPE_CHECKING:
+    from rag.config import Settings
+
+__all__ = ["Draft", "Evidence", "Generator", "Passage", "load_generator", "local_available"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,12 @@ class Draft:
     refused: bool = False
     quoted: bool = False  # text is exactly the evidence sentences, each followed by its [n]
     notes: list[str] = field(default_factory=list)
+    # LLM grounding (rag.grounding): sentences the model wrote, those dropped as unsupported,
+    # and "extractive" when nothing held up and the extractive answer was used instead
+    sentences: int | None = None
+    unsupported: list[str] = field(default_factory=list)
+    fallback: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # e.g. first_token (ms from call)
 
 
 class Generator(Protocol):
@@ -64,11 +74,46 @@ class Generator(Protocol):
         ...
 
 
-def load_generator(name: str) -> Generator:
-    """``extractive`` (and ``auto``, which picks the best installed backend)."""
+def local_available(model: str = "qwen-0.5b") -> bool:
+    """Can ``local`` run ``model``: llama-cpp-python importable, and the model's part packages
+    installed (or the ``.gguf`` file present)?"""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from rag.gguf import MODELS, installed
+
+    if find_spec("llama_cpp") is None:
+        return False
+    spec = MODELS.get(model)
+    return installed(spec) if spec else Path(model).expanduser().is_file()
+
+
+def load_generator(name: str, settings: Settings | None = None) -> Generator:
+    """A generator by name: ``extractive``; ``local`` (llama.cpp; ``local:qwen-1.5b`` or
+    ``local:/path/model.gguf`` overrides ``settings.local_model``); ``openai`` (needs
+    ``llm_base_url`` and ``llm_model``); ``auto``: ``local`` when it can run, else ``extractive``.
+    ``settings`` default to ``Settings()`` field defaults (the environment is not read here)."""
+    from rag.config import Settings
     from rag.errors import InputError
     from rag.extract import Extractive
 
-    if name in ("auto", "extractive"):
+    s = settings or Settings.model_construct()
+    kind, _, model = name.partition(":")
+    if kind == "auto":
+        kind = "local" if local_available(model or s.local_model) else "extractive"
+    if kind == "extractive" and not model:
         return Extractive()
-    raise InputError(f"unknown generator {name!r}; available: extractive")
+    if kind == "local":
+        from rag.llm import LocalLLM
+
+        return LocalLLM(model or s.local_model, cache_dir=s.model_cache, threads=s.llm_threads,
+                        max_tokens=s.llm_max_tokens)
+    if kind == "openai":
+        from rag.llm import OpenAILLM
+
+        if not s.llm_base_url or not (model or s.llm_model):
+            raise InputError("the openai generator needs RAG_LLM_BASE_URL and RAG_LLM_MODEL")
+        return OpenAILLM(s.llm_base_url, model or s.llm_model or "", api_key=s.llm_api_key,
+                         max_tokens=s.llm_max_tokens)
+    raise InputError(f"unknown generator {name!r}; available: auto, extractive, local, "
+                     f"local:MODEL, openai, openai:MODEL")

@@ -33,7 +33,7 @@ from rag.errors import IncompatibleIndexError, IndexStateError, NotFoundError
 from rag.lexical import Lexicon
 from rag.normalize import Normalized
 
-__all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "atomic_write"]
+__all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "atomic_write", "build_faiss", "sweep_temp_files"]
 
 SCHEMA_VERSION = 1
 HNSW_ABOVE = 200_000  # chunks; below this an exact flat index is fast enough
@@ -63,8 +63,11 @@ class DocumentInfo:
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename over ``path`` and fsync the directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Call ``write(tmp_path)``, fsync, then rename over ``path`` and fsync the directory.
+
+    The temp file is named ``.<name>.<pid>.<random>``, so ``sweep_temp_files`` can tell the
+    leftovers of a killed process from a write in progress."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.")
     os.close(fd)
     try:
         write(tmp)
@@ -79,6 +82,32 @@ def atomic_write(path: Path, write: Any) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def sweep_temp_files(directory: Path) -> list[str]:
+    """Delete temp files that ``atomic_write`` calls in dead processes left behind (a SIGKILL
+    mid-write leaves one; at 1M chunks a FAISS temp file is ~1.8 GB). Returns their names."""
+    swept = []
+    for path in directory.glob(".*.*.*"):
+        pid = path.name.split(".")[-2]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            path.unlink()
+            swept.append(path.name)
+        except FileNotFoundError:  # another process swept it first
+            pass
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 class Index:
@@ -101,6 +130,7 @@ class Index:
     def open(cls, directory: str | Path, embedder: Embedder) -> Index:
         index = cls(Path(directory), embedder)
         index.directory.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(index.directory)
         with index.connect() as db:
             index._check_meta(db)
         index.reload()

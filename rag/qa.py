@@ -6,13 +6,14 @@ puts these steps together.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.cite import cite, original_chars, strip_markers
-from rag.errors import InputError
+from rag.errors import InputError, RagError
 from rag.generate import Draft, Generator, Passage, load_generator
 from rag.index import Index
 from rag.lexical import coverage, question_weights, tokenize
@@ -23,6 +24,8 @@ from rag.schema import Answer, Message
 from rag.schema import Passage as PassageOut
 
 __all__ = ["MIN_COVERAGE", "MIN_DENSE", "ask", "condense", "stream_ask"]
+
+log = logging.getLogger("wenda.qa")
 
 # Refusal thresholds, calibrated on evals/gold/seeds.jsonl (README, "Refusals"): a Chinese
 # question is answered when the best passage holds this share of its IDF-weighted terms; a
@@ -52,16 +55,34 @@ def _check(question: str, top_k: int, max_chars: int) -> str:
     return " ".join(question.split())
 
 
-def condense(question: str, history: Sequence[Message]) -> str:
-    """A standalone question for retrieval: a follow-up that leans on an earlier turn
-    ("那他的职务呢?") is prefixed with the last user question."""
+def _check_history(history: Sequence[Message], max_chars: int) -> None:
+    """History is text we tokenize too: it is bounded like the question."""
+    for m in history:
+        if len(m.content) > max_chars:
+            raise InputError(f"a history message is {len(m.content)} characters; the limit is {max_chars}")
+
+
+def condense(question: str, history: Sequence[Message], generator: Generator | None = None) -> str:
+    """A standalone question for retrieval. A generator with a ``rewrite`` method (the LLMs)
+    rewrites the follow-up ("那他的职务呢?" → "杨仁华的职务是什么?"); otherwise, or when that
+    fails, a follow-up that leans on an earlier turn is prefixed with the last user question."""
     previous = [m.content for m in history if m.role == "user" and m.content.strip()]
     if not previous:
         return question
     q = f" {question.lower()}"
-    if q.startswith((" 那", " 还有", " 那么", " and ", " what about")) or any(w in q for w in _ANAPHORA):
-        return f"{previous[-1].strip()} {question}"
-    return question
+    follows_up = (q.startswith((" 那", " 还有", " 那么", " and ", " what about"))
+                  or any(w in q for w in _ANAPHORA))
+    rewrite = getattr(generator, "rewrite", None)
+    if rewrite is not None:
+        try:
+            rewritten = rewrite(question, history)
+        except RagError as exc:
+            log.warning("follow-up rewrite failed (%s); using the heuristic", exc)
+            rewritten = None
+        same = rewritten and to_simplified(rewritten).rstrip("?？ ") == to_simplified(question).rstrip("?？ ")
+        if rewritten and not (same and follows_up):  # a follow-up left as it was: the heuristic
+            return " ".join(str(rewritten).split())
+    return f"{previous[-1].strip()} {question}" if follows_up else question
 
 
 def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse_below: float | None) -> bool:
@@ -98,10 +119,14 @@ class _Run:
         self.index = index
         top_k, history, generator = opts.top_k, opts.history, opts.generator
         self.question = _check(question, top_k, opts.max_question_chars)
+        _check_history(history, opts.max_question_chars)
         self.lang = language_of(self.question)
-        self.standalone = condense(self.question, history)
         self.generator = generator or load_generator("extractive")
+        self.standalone = condense(self.question, history, self.generator)
         self.normalized = to_simplified(self.question)
+        # an LLM answers the standalone question (it does not see the history)
+        self.asked = (to_simplified(self.standalone) if hasattr(self.generator, "rewrite")
+                      else self.normalized)
         query = make_query(index, self.normalized if self.standalone == self.question
                            else to_simplified(self.standalone))
         self.hits = retrieve(index, query, top_k, use_dense=opts.use_dense,
@@ -111,6 +136,10 @@ class _Run:
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
         self.supported = _supported(self.question, self.hits, self.weights, opts.refuse_below)
+
+    def first_text(self) -> None:
+        """Note when the asker got the first piece of the answer."""
+        self.timings.setdefault("first_token", (time.perf_counter() - self.t0) * 1000)
 
     def script(self, text: str) -> str:
         return to_traditional(text) if self.lang == "zh-Hant" else text
@@ -144,17 +173,24 @@ class _Run:
                 p = self.passages[ev.n - 1]
                 short = original_chars(p, ev, texts[p.hit.chunk.doc_id])
                 short = to_simplified(short) if self.lang != "zh-Hant" else short
-        refused = draft is None or not citations
+        refused = draft is None or draft.refused or not citations
         answer = (render("refusal", self.lang) if draft is None or refused
                   else strip_markers("".join(self.render(draft, texts)), {c.n for c in citations}))
         self.timings["total"] = (time.perf_counter() - self.t0) * 1000
         if "generate" not in self.timings:
             self.timings["generate"] = 0.0
+        if draft and "first_token" in draft.timings and "first_token" not in self.timings:
+            self.timings["first_token"] = self.timings["retrieve"] + draft.timings["first_token"]
+        self.timings.setdefault("first_token", self.timings["total"])
+        grounding = draft if draft is not None and draft.sentences is not None else None
         return Answer(question=self.question, answer=answer, short_answer=None if refused else short,
                       refused=refused, citations=citations, passages=passages,
                       timings_ms={k: round(v, 1) for k, v in self.timings.items()},
                       generator=self.generator.name,
-                      standalone_question=self.standalone if self.standalone != self.question else None)
+                      standalone_question=self.standalone if self.standalone != self.question else None,
+                      sentences=grounding.sentences if grounding else None,
+                      unsupported_sentences=list(grounding.unsupported) if grounding else [],
+                      fallback=draft.fallback if draft else None)
 
 
 def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
@@ -170,7 +206,7 @@ def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Messag
     if not run.supported:
         return run.finish(None)
     t = time.perf_counter()
-    draft = run.generator.generate(run.normalized, run.passages, idf=run.weights)
+    draft = run.generator.generate(run.asked, run.passages, idf=run.weights)
     run.timings["generate"] = (time.perf_counter() - t) * 1000
     return run.finish(draft)
 
@@ -185,12 +221,14 @@ def stream_ask(index: Index, question: str, *, top_k: int = 5, history: Sequence
     draft: Draft | None = None
     if run.supported:
         t = time.perf_counter()
-        for item in run.generator.stream(run.normalized, run.passages, idf=run.weights):
+        for item in run.generator.stream(run.asked, run.passages, idf=run.weights):
             if isinstance(item, Draft):
                 draft = item
                 if draft.quoted:
+                    run.first_text()
                     yield from run.render(draft, run.texts())
-            else:
+            elif item:
+                run.first_text()
                 yield run.script(item)
         run.timings["generate"] = (time.perf_counter() - t) * 1000
     answer = run.finish(draft)

@@ -58,6 +58,11 @@ class Answer(BaseModel):
     timings_ms: dict[str, float] = {}
     generator: str = "extractive"
     standalone_question: str | None = None
+    # LLM grounding: how many sentences the model wrote, the ones dropped because their cited
+    # passage did not support them, and "extractive" when the extractive answer replaced it
+    sentences: int | None = None
+    unsupported_sentences: list[str] = []
+    fallback: str | None = None
 
     def _repr_markdown_(self) -> str:
         lines = [self.answer, ""]

@@ -20,6 +20,7 @@ from rag.generate import Generator
 from rag.index import Index
 from server.deps import State
 from server.errors import install as install_errors
+from server.ratelimit import RateLimit
 from server.routes import ask, documents, health, openai, web
 
 __all__ = ["create_app", "run"]
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None,
     for module in (ask, openai, documents, health, web):
         app.include_router(module.router)
     app.add_middleware(documents.UploadLimit, limit=state.settings.max_upload_bytes)
+    if state.settings.rate_limit_per_minute:
+        app.add_middleware(RateLimit, per_minute=state.settings.rate_limit_per_minute)
     if state.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=state.settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],

@@ -8,6 +8,7 @@
     ModelError                   503     model_error
     RagError (anything else)     500     rag_error
     ApiError (raised by routes)  its own status and code (401, 413, 415, ...)
+    too many requests            429     rate_limited (server.ratelimit, before any route runs)
     request validation           422     invalid_input
     unknown route / method       404 / 405   not_found / method_not_allowed
     anything unexpected          500     internal_error (details go to the log, not the client)
@@ -38,7 +39,8 @@ _STATUS: list[tuple[type[RagError], int]] = [
     (ModelError, 503),
 ]
 _HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+               429: "rate_limited"}
 
 
 class ApiError(Exception):

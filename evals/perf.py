@@ -1,0 +1,209 @@
+"""Performance figures, each ratio measured within one run on the same machine state.
+
+    python -m evals.perf ratios [--embedder e5] [--docs 150]   # make perf
+    python -m evals.perf scale [--n 1000000] [--threshold N]   # make perf (minutes)
+    python -m evals.perf load [--clients 50] [--seconds 30]    # make stress
+    python -m evals.perf report                                # the table from what was measured
+
+``ratios`` (corpus: DRCD dev paragraphs, written out as files and ingested the way ``rag
+ingest`` does):
+- ingest / raw embedding — first build of the corpus vs ``embed_passages`` alone on the same
+  chunk texts in the same batches (raw timed before and after the build; their mean is used);
+  goal ≤ 1.2×;
+- first build / re-ingest of the unchanged corpus (files read and hashed again); goal ≥ 50×;
+- query p50: ``rag.qa.ask`` (extractive) vs ``embed_queries`` of the same question alone,
+  interleaved question by question; goal ≤ 1.5×.
+Results go to ``evals/out/perf/*.json``; ``report`` writes ``report.md`` with the goals.
+Timings are wall clock on a shared machine: compare the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["format_report", "main", "measure_ratios"]
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "evals" / "out" / "perf"
+DRCD = ROOT.parent / "shared" / "benchmarks" / "drcd_dev.json"
+GOALS = {"ingest_vs_embed": ("≤", 1.2), "first_vs_reingest": ("≥", 50.0), "query_vs_embed": ("≤", 1.5)}
+
+
+def _write_corpus(docs: Sequence[Any], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for doc in docs:
+        (folder / f"{doc.doc_id}.txt").write_text(doc.text, encoding="utf-8")
+
+
+def _embed_all(embedder: Any, texts: list[str], batch: int) -> float:
+    t = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        embedder.embed_passages(texts[i:i + batch])
+    return time.perf_counter() - t
+
+
+def measure_ratios(docs: Sequence[Any], questions: Sequence[str], embedder: Any, work_dir: Path, *,
+                   batch: int = 32, log: Any = print) -> dict[str, Any]:
+    """The three ratios for ``embedder`` over ``docs`` (``Document``s) and ``questions``."""
+    from rag.documents import load_documents
+    from rag.generate import load_generator
+    from rag.index import Index
+    from rag.ingest import ingest
+    from rag.normalize import to_simplified
+    from rag.qa import ask
+
+    corpus = work_dir / "corpus"
+    _write_corpus(docs, corpus)
+    embedder.embed_passages(["预热", "warm up"])
+    embedder.embed_queries(["预热"])
+    index = Index.open(work_dir / "index", embedder)
+    # the chunk texts ingest will embed, for the raw baseline: chunk once into a scratch index
+    t = time.perf_counter()
+    report = ingest(index, load_documents([corpus]), batch=batch)
+    first = time.perf_counter() - t
+    texts = [c.text for _, c in sorted(index.chunks.items())]
+    raw = [_embed_all(embedder, texts, batch), _embed_all(embedder, texts, batch)]
+    log(f"first build {first:.1f} s ({report.chunks_embedded} chunks); raw embedding {raw[0]:.1f} / "
+        f"{raw[1]:.1f} s")
+    t = time.perf_counter()
+    again = ingest(index, load_documents([corpus]), batch=batch)
+    reingest = time.perf_counter() - t
+    assert not again.changed and again.chunks_embedded == 0
+    log(f"re-ingest of the unchanged corpus {reingest * 1000:.0f} ms")
+    generator = load_generator("extractive")
+    for q in questions[:3]:  # warm caches (jieba, BM25, numba) before timing
+        ask(index, q, generator=generator)
+    asks, embeds = [], []
+    for q in questions:
+        t = time.perf_counter()
+        embedder.embed_queries([to_simplified(q)])
+        embeds.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        ask(index, q, generator=generator)
+        asks.append((time.perf_counter() - t) * 1000)
+    p50_ask, p50_embed = float(np.percentile(asks, 50)), float(np.percentile(embeds, 50))
+    log(f"query p50: ask {p50_ask:.1f} ms, embedding alone {p50_embed:.1f} ms")
+    return {
+        "embedder": embedder.name, "documents": len(docs), "chunks": len(texts), "batch": batch,
+        "first_build_s": round(first, 2), "raw_embed_s": [round(r, 2) for r in raw],
+        "chunks_per_s_raw": round(len(texts) / float(np.mean(raw)), 1),
+        "chunks_per_s_ingest": round(len(texts) / first, 1),
+        "reingest_ms": round(reingest * 1000, 1), "questions": len(questions),
+        "ask_p50_ms": round(p50_ask, 1), "ask_p95_ms": round(float(np.percentile(asks, 95)), 1),
+        "embed_query_p50_ms": round(p50_embed, 1),
+        "ratios": {"ingest_vs_embed": round(first / float(np.mean(raw)), 3),
+                   "first_vs_reingest": round(first / reingest, 1),
+                   "query_vs_embed": round(p50_ask / p50_embed, 3)}}
+
+
+def _drcd(n_docs: int, n_questions: int, path: Path = DRCD) -> tuple[list[Any], list[str]]:
+    from evals.bench import load_squad
+
+    docs, questions = load_squad(path)
+    docs = docs[:n_docs]
+    keep = {d.doc_id for d in docs}
+    return docs, [q["question"] for q in questions if q["gold_paragraph"] in keep][:n_questions]
+
+
+def _meets(value: float, goal: tuple[str, float]) -> str:
+    ok = value <= goal[1] if goal[0] == "≤" else value >= goal[1]
+    return "yes" if ok else "**no**"
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """Markdown: one row per figure, with its goal where issue 6 set one."""
+    rows = ["| figure | measured | goal | met |", "|---|---|---|---|"]
+    for r in results.get("ratios", []):
+        e = r["embedder"]
+        for key, label in (("ingest_vs_embed", "ingest time / raw embedding time"),
+                           ("first_vs_reingest", "first build / re-ingest (unchanged)"),
+                           ("query_vs_embed", "query p50 (extractive) / query-embedding p50")):
+            sign, goal = GOALS[key]
+            rows.append(f"| {label} [{e}, {r['chunks']} chunks] | {r['ratios'][key]}× | {sign} {goal}× "
+                        f"| {_meets(r['ratios'][key], GOALS[key])} |")
+        rows.append(f"| ↳ {e}: {r['first_build_s']} s build, {r['reingest_ms']} ms re-ingest, ask p50 "
+                    f"{r['ask_p50_ms']} ms vs embed {r['embed_query_p50_ms']} ms | | | |")
+    if s := results.get("scale"):
+        rows.append(f"| recall@10 vs flat, {s['n']:,} × {s['dim']} synthetic, {s['index']} "
+                    f"(efSearch {s.get('ef_search_used')}) | {s['recall_at_default']} | ≥ 0.95 "
+                    f"| {_meets(s['recall_at_default'], ('≥', 0.95))} |")
+        default = s["recall"][str(s.get("ef_search_used", "exact"))]
+        rows.append(f"| ↳ query p50 / p95, approximate vs flat | {default['p50_ms']} / {default['p95_ms']} "
+                    f"ms vs {s['flat_p50_ms']} / {s['flat_p95_ms']} ms | | |")
+        rows.append(f"| ↳ index size (in RAM ≈ on disk); build time | {s['index_file_mb']:,} MB "
+                    f"(raw vectors {s['raw_vectors_mb']:,} MB); {s['build_s']:,} s | | |")
+    if ld := results.get("load"):
+        rows.append(f"| load: {ld['clients']} clients × {ld['seconds']} s on loopback — errors | "
+                    f"{ld['errors']} of {ld['requests']} | 0 | {_meets(ld['errors'], ('≤', 0))} |")
+        rows.append(f"| ↳ latency p50 / p95 / p99; throughput | {ld.get('p50_ms')} / {ld.get('p95_ms')} / "
+                    f"{ld.get('p99_ms')} ms; {ld['throughput_rps']} req/s | | |")
+    return "\n".join(rows) + "\n"
+
+
+def _save(name: str, data: Any) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def _load_results() -> dict[str, Any]:
+    return {name: json.loads((OUT / f"{name}.json").read_text())
+            for name in ("ratios", "scale", "load") if (OUT / f"{name}.json").exists()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m evals.perf", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ratios")
+    p.add_argument("--embedder", action="append", help="repeatable; default: e5 and use")
+    p.add_argument("--docs", type=int, default=150)
+    p.add_argument("--questions", type=int, default=100)
+    p.add_argument("--corpus", type=Path, default=DRCD, help="a SQuAD-layout file")
+    p = sub.add_parser("scale")
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--threshold", type=int, default=None, help="override rag.index.HNSW_ABOVE")
+    p = sub.add_parser("load")
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--embedder", default=None, help="RAG_EMBEDDER for the server (default: its own)")
+    sub.add_parser("report")
+    args = parser.parse_args(argv)
+
+    if args.command == "ratios":
+        from rag.embed import load_embedder
+
+        docs, questions = _drcd(args.docs, args.questions, args.corpus)
+        results = []
+        for name in args.embedder or ["e5", "use"]:
+            with tempfile.TemporaryDirectory() as tmp:
+                results.append(measure_ratios(docs, questions, load_embedder(name), Path(tmp)))
+        _save("ratios", results)
+    elif args.command == "scale":
+        from evals.scale import run_scale
+
+        _save("scale", run_scale(args.n, threshold=args.threshold))
+    elif args.command == "load":
+        from evals.load import run_load, serve
+
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"RAG_EMBEDDER": args.embedder} if args.embedder else {}
+            with serve(Path(tmp) / "index", env=env) as base:
+                result = run_load(base, clients=args.clients, seconds=args.seconds)
+        print(json.dumps(result, indent=1))
+        _save("load", result)
+        if result["errors"]:
+            raise SystemExit(f"{result['errors']} errors under load")
+    report = format_report(_load_results())
+    (OUT / "report.md").write_text(report, encoding="utf-8")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

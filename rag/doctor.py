@@ -1,0 +1,240 @@
+"""Integrity check of an index: does everything derived from the docstore agree with it?
+
+``check(index)`` compares a loaded ``Index`` with the docstore it was loaded from, in one read
+snapshot, and returns the problems found (an empty list means healthy):
+
+- generation: the loaded index is at the docstore's generation;
+- ids: FAISS ids == docstore chunk ids == the in-memory chunk map; BM25 holds one row per chunk;
+- offsets: ``0 <= start < end <= len(original)``, ``0 <= nstart < nend <= len(normalized)``, the
+  chunk text is ``normalized[nstart:nend]`` and maps back to ``[start, end)``; the origin map has
+  one strictly increasing entry per normalized character; ordinals run 0..n-1 per document;
+- vectors: stored blobs have the index's dimension; FAISS holds the stored vectors (a sample);
+- documents: sha256 matches the stored text; a document with searchable text has chunks;
+- SQLite's own ``PRAGMA quick_check``.
+
+``diagnose(directory)`` is what ``rag doctor`` runs: it opens the index without loading a model
+(the embedder's name and dimension come from the docstore), runs ``check`` and adds notes about
+things that heal themselves (a stale FAISS cache, temp files left by a killed write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import ModelError, RagError
+from rag.index import Index
+from rag.normalize import Normalized
+
+__all__ = ["DoctorReport", "check", "diagnose"]
+
+VECTOR_SAMPLE = 2000  # stored vectors compared with FAISS per check (evenly spaced)
+
+
+@dataclass
+class DoctorReport:
+    """What ``diagnose`` found: ``problems`` (the index is damaged) and ``notes`` (harmless)."""
+
+    directory: Path
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _StoredEmbedder:
+    """Stands in for the model the index was built with: the doctor never embeds."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        self.name, self.dim = name, dim
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        raise ModelError("the doctor does not load models")
+
+    embed_passages = embed_queries
+
+
+def check(index: Index) -> list[str]:
+    """Problems with ``index`` (see the module docstring); ``[]`` when it is consistent."""
+    problems: list[str] = []
+    with index.connect() as db:
+        db.execute("BEGIN")  # one snapshot for every read below
+        try:
+            _check_db(index, db, problems)
+        finally:
+            db.rollback()
+    return problems
+
+
+def _check_db(index: Index, db: sqlite3.Connection, problems: list[str]) -> None:
+    quick = [r[0] for r in db.execute("PRAGMA quick_check")]
+    if quick != ["ok"]:
+        problems.append(f"SQLite quick_check: {'; '.join(quick[:5])}")
+    generation = int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+    if generation != index.generation:
+        problems.append(f"the loaded index is at generation {index.generation}, the docstore at "
+                        f"{generation}: reload it")
+        return  # everything below would compare two different states
+    rows = db.execute("SELECT id, doc_id, ordinal, text, ostart, oend, nstart, nend, length(vector)"
+                      " FROM chunks ORDER BY doc_id, ordinal").fetchall()
+    ids = np.array(sorted(r[0] for r in rows), dtype=np.int64)
+    _check_ids(index, ids, problems)
+    width = 4 * index.embedder.dim
+    bad_width = [r[0] for r in rows if r[8] != width]
+    if bad_width:
+        problems.append(f"{len(bad_width)} stored vectors are not {index.embedder.dim}-d float32 "
+                        f"(chunk ids {bad_width[:5]})")
+    by_doc: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        by_doc.setdefault(r[1], []).append(r)
+        loaded = index.chunks.get(r[0])
+        if loaded is not None and (loaded.doc_id, loaded.ordinal, loaded.text, loaded.start,
+                                   loaded.end, loaded.nstart, loaded.nend) != tuple(r[1:8]):
+            problems.append(f"chunk {r[0]} in memory differs from the docstore")
+    seen: set[str] = set()
+    for doc_id, sha, text, ntext, origin in db.execute(
+            "SELECT doc_id, sha256, text, ntext, origin FROM documents ORDER BY doc_id"):
+        seen.add(doc_id)
+        _check_document(doc_id, sha, text, ntext, origin, by_doc.get(doc_id, []), problems)
+    orphans = sorted(set(by_doc) - seen)
+    if orphans:
+        problems.append(f"chunks of documents not in the docstore: {orphans[:5]}")
+    if not bad_width:
+        _check_vectors(index, db, ids, problems)
+
+
+def _check_ids(index: Index, ids: np.ndarray, problems: list[str]) -> None:
+    import faiss
+
+    dense = index._faiss
+    if dense is None:
+        problems.append("no FAISS index is loaded")
+        return
+    faiss_ids = np.sort(faiss.vector_to_array(dense.id_map)) if dense.ntotal else np.zeros(0, np.int64)
+    if dense.ntotal != len(ids) or not np.array_equal(faiss_ids, ids):
+        problems.append(f"FAISS holds {dense.ntotal} vectors, the docstore {len(ids)} chunks"
+                        f" ({_diff(faiss_ids, ids)})")
+    if dense.d != index.embedder.dim:
+        problems.append(f"FAISS dimension {dense.d} != embedder dimension {index.embedder.dim}")
+    if not np.array_equal(np.array(sorted(index.chunks), dtype=np.int64), ids):
+        problems.append(f"the loaded chunk map has {len(index.chunks)} chunks, the docstore {len(ids)}"
+                        f" ({_diff(np.array(sorted(index.chunks), dtype=np.int64), ids)})")
+    if index.lexicon.size != len(ids) or not np.array_equal(np.sort(index._rows), ids):
+        problems.append(f"BM25 holds {index.lexicon.size} rows, the docstore {len(ids)} chunks")
+
+
+def _diff(have: np.ndarray, want: np.ndarray) -> str:
+    extra, missing = np.setdiff1d(have, want), np.setdiff1d(want, have)
+    return f"extra ids {extra[:5].tolist()}, missing ids {missing[:5].tolist()}"
+
+
+def _check_document(doc_id: str, sha: str, text: str, ntext: str, origin_blob: bytes,
+                    chunks: list[tuple[Any, ...]], problems: list[str]) -> None:
+    where = f"document {doc_id!r}"
+    if hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != sha:
+        problems.append(f"{where}: sha256 does not match the stored text")
+    if len(origin_blob) != 4 * len(ntext):
+        problems.append(f"{where}: origin map has {len(origin_blob) // 4} entries for "
+                        f"{len(ntext)} normalized characters")
+        return
+    origin = np.frombuffer(origin_blob, dtype=np.int32)
+    if len(origin) and (origin[0] < 0 or origin[-1] >= len(text) or np.any(np.diff(origin) <= 0)):
+        problems.append(f"{where}: origin map is not strictly increasing within the original text")
+        return
+    if ntext.strip() and not chunks:
+        problems.append(f"{where}: has text but no chunks")
+    ordinals = [c[2] for c in chunks]
+    if ordinals != list(range(len(chunks))):
+        problems.append(f"{where}: chunk ordinals {ordinals[:10]} are not 0..{len(chunks) - 1}")
+    norm = Normalized(ntext, origin.tolist(), len(text))
+    for cid, _, ordinal, ctext, start, end, nstart, nend, _ in chunks:
+        at = f"{where} chunk {cid} (#{ordinal})"
+        if not 0 <= start < end <= len(text):
+            problems.append(f"{at}: original span [{start}, {end}) outside 0..{len(text)}")
+        elif not 0 <= nstart < nend <= len(ntext):
+            problems.append(f"{at}: normalized span [{nstart}, {nend}) outside 0..{len(ntext)}")
+        elif ntext[nstart:nend] != ctext:
+            problems.append(f"{at}: text is not normalized[{nstart}:{nend}]")
+        elif norm.span(nstart, nend) != (start, end):
+            problems.append(f"{at}: [{start}, {end}) is not where [{nstart}, {nend}) maps")
+
+
+def _check_vectors(index: Index, db: sqlite3.Connection, ids: np.ndarray, problems: list[str]) -> None:
+    if not len(ids) or index._faiss is None:
+        return
+    sample = ids[np.linspace(0, len(ids) - 1, min(VECTOR_SAMPLE, len(ids))).astype(int)].tolist()
+    wrong = []
+    for i in range(0, len(sample), 500):
+        part = sample[i:i + 500]
+        marks = ",".join("?" * len(part))
+        for cid, blob in db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part):
+            stored = np.frombuffer(blob, dtype=np.float32)
+            if not abs(float(np.linalg.norm(stored)) - 1.0) < 1e-3:
+                wrong.append(f"{cid} (norm {np.linalg.norm(stored):.3f})")
+                continue
+            try:
+                held = index._faiss.reconstruct(int(cid))
+            except RuntimeError:
+                wrong.append(f"{cid} (not in FAISS)")
+                continue
+            if not np.allclose(held, stored, atol=1e-5):
+                wrong.append(f"{cid} (FAISS differs)")
+    if wrong:
+        problems.append(f"{len(wrong)} of {len(sample)} sampled vectors are wrong: {wrong[:5]}")
+
+
+def _cache_notes(directory: Path, generation: int) -> list[str]:
+    notes = []
+    try:
+        tagged = json.loads((directory / "vectors.json").read_text())["generation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        tagged = None
+    if tagged != generation:
+        notes.append(f"the FAISS cache on disk was for generation {tagged}, the docstore is at "
+                     f"{generation}: it is rebuilt when the index is opened (done now)")
+    leftovers = sorted(p.name for p in directory.glob(".vectors.*"))
+    if leftovers:
+        notes.append(f"temporary files left by an interrupted write (safe to delete): {leftovers[:5]}")
+    return notes
+
+
+def diagnose(directory: str | Path, *, attempts: int = 3) -> DoctorReport:
+    """Check the index in ``directory`` without loading a model (``rag doctor``).
+
+    Opening the index rebuilds a stale FAISS cache, as every reader does. A write committed
+    while checking is not damage: the check is repeated on the new state (``attempts`` times).
+    """
+    report = DoctorReport(Path(directory))
+    store = report.directory / "docstore.sqlite"
+    if not store.is_file():
+        report.problems.append(f"no index in {report.directory} (no docstore.sqlite)")
+        return report
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        embedder = _StoredEmbedder(meta["embedder"], int(meta["dim"]))
+        report.notes += _cache_notes(report.directory, int(meta["generation"]))
+        index = Index.open(report.directory, embedder)
+        for _ in range(attempts):
+            report.problems = check(index)
+            if not any("reload it" in p for p in report.problems):
+                break
+            index.reload()
+    except (sqlite3.Error, KeyError, ValueError) as exc:
+        report.problems.append(f"cannot read the docstore in {report.directory}: {exc}")
+        return report
+    except RagError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.stats = {**index.stats(), "schema_version": meta.get("schema_version")}
+    return report

@@ -1,0 +1,253 @@
+"""Ground an LLM's answer in the passages it was shown, sentence by sentence.
+
+The model writes sentences ending in ``[n]`` markers and a last line ``简答：…``. ``Grounder``
+takes its output as it streams, cuts it into sentences, and for each one:
+
+- normalizes marker variants (``【1】``, ``[1, 2]``, ``[资料1]`` → ``[1][2]``) and drops numbers
+  that name no passage;
+- measures support: the share of the sentence's new content (CJK bigrams, numbers, Latin words
+  the sources contain; minus the question's own tokens) found in its cited passages. A sentence
+  is kept at ``MIN_SUPPORT`` or above;
+- re-cites a sentence whose markers are missing or wrong when another passage supports it
+  (the answer then points at text that says it; ``Draft.notes`` records the repair);
+- picks, per cited passage, the passage sentence that best supports the answer sentence: that
+  is the ``Evidence``, so the quote is an exact original substring (``rag.cite``).
+
+Unsupported sentences are dropped (``Draft.unsupported``). When nothing supported is left, the
+answer is a refusal if the model said the documents lack the answer, else the extractive
+answer (``Draft.fallback = "extractive"``). Overlap catches invented facts and wrong
+citations; it cannot catch a wrong pairing of words that are all in the passage.
+
+    >>> sorted(grams("福州新区19个"))
+    ['19', '个', '州新', '新区', '福州']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rag.chunk import split_sentences
+from rag.generate import Draft, Evidence, Passage
+from rag.normalize import to_simplified
+
+__all__ = ["MIN_SUPPORT", "Grounder", "grams", "is_refusal", "normalize_markers"]
+
+MIN_SUPPORT = 0.6
+REFUSALS = ("没有答案", "资料中没有", "资料中未", "资料未", "没有提到", "未提及", "没有相关信息",
+            "无法回答", "无法确定", "not contain", "no information", "not mentioned", "cannot answer",
+            "do not say", "does not say")
+_NONE = {"", "无", "none", "n/a", "na", "没有", "不适用", "null"}
+_VARIANT = re.compile(r"[\[【［]\s*(?:资料|資料|passage|来源|source)?\s*"
+                      r"(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]】］]", re.I)
+_MARK = re.compile(r"\[(\d{1,3})\]")
+_END = re.compile(r"[。！？!?；;]+[”’」』)）\"']*|\n|(?<![\s\d]\d)(?<!^\d)\.(?=\s)")  # not "1. "
+_TRAIL = re.compile(r"(?:[ \t]*\[\d{1,3}\])+")
+_PENDING = re.compile(r"\s*(?:[\[【［][^\]】］\n]{0,12})?")  # a marker may still be arriving
+_SHORT = re.compile(r"^(?:简答|簡答|short answer)\s*[:：]\s*(.*)$", re.I | re.S)
+_LABEL = re.compile(r"^(?:回答|答案|答|answer)\s*[:：]\s*", re.I)
+_BULLET = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.、)）]|[（(]\d{1,2}[)）])\s*")
+_TOKEN = re.compile(r"[\u3400-\u9fff]+|[a-z0-9]+(?:\.[0-9]+)?")
+_GLUE = set("的了是在为有和与及等也都而并其之以从向由对把被将于")
+_EDGES = " \t\n。.,，;；:：!！?？\"“”'‘’「」『』"
+
+
+def normalize_markers(text: str) -> str:
+    """``【1】``, ``[1, 2]``, ``[资料3]`` → ``[1]``, ``[1][2]``, ``[3]``.
+
+    >>> normalize_markers("福州新区【1】,天府新区[资料2、3]")
+    '福州新区[1],天府新区[2][3]'
+    """
+    return _VARIANT.sub(lambda m: "".join(f"[{n}]" for n in re.findall(r"\d+", m.group(1))), text)
+
+
+def grams(text: str) -> set[str]:
+    """Checkable tokens: CJK bigrams (a lone CJK character as itself), Latin words, numbers."""
+    out: set[str] = set()
+    for m in _TOKEN.finditer(to_simplified(text).casefold()):
+        t = m.group()
+        if "\u3400" <= t[0] <= "\u9fff" and len(t) > 1:
+            out.update(t[i:i + 2] for i in range(len(t) - 1))
+        else:
+            out.add(t)
+    return out
+
+
+def is_refusal(text: str) -> bool:
+    low = to_simplified(text).casefold()
+    return any(p in low for p in REFUSALS)
+
+
+def _latin(text: str) -> bool:
+    letters = sum(ch.isascii() and ch.isalpha() for ch in text)
+    return letters > sum("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def support(sentence: str, source: set[str], question: set[str]) -> float:
+    """Share of ``sentence``'s new content found in ``source``. New content: its checkable
+    tokens minus the question's and minus glue bigrams (``是夏`` in 书记是夏晓中). A sentence
+    that only restates the question counts as supported when the source shares a token with
+    it. In a mostly-Latin sentence, English words count only when a source has them (Chinese
+    sources can neither confirm nor refute them).
+
+    >>> support("咸阳市委书记是夏晓中", grams("咸阳市委书记夏晓中"), grams("咸阳市委书记是谁"))
+    1.0
+    >>> support("咸阳市委书记是夏晓中", grams("咸阳市委副书记郭柱国"), grams("咸阳市委书记是谁"))
+    0.0
+    """
+    toks = {t for t in grams(sentence) if len(t) != 2 or not _GLUE.intersection(t)}
+    if _latin(sentence):
+        toks = {t for t in toks if not t.isalpha() or not t.isascii() or t in source}
+    novel = toks - question
+    if not novel:
+        return 1.0 if toks & source else 0.0
+    return len(novel & source) / len(novel)
+
+
+@dataclass
+class _State:
+    kept: list[str] = field(default_factory=list)  # rendered pieces, in order
+    held: list[str] = field(default_factory=list)  # lead-ins ("…如下：") waiting for content
+    evidence: list[Evidence] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    short: str | None = None
+    sentences: int = 0
+    refusal: bool = False
+    ws: str = ""  # whitespace seen since the last piece
+
+
+class Grounder:
+    """Feed model output with ``feed`` (returns the verified pieces to show, in order), then
+    ``finish`` for the ``Draft``. ``fallback`` answers when nothing the model said holds up."""
+
+    def __init__(self, question: str, passages: Sequence[Passage],
+                 fallback: Callable[[], Draft]) -> None:
+        self.passages = passages
+        self.question = grams(question)
+        self.sources = [grams(p.text) for p in passages]
+        self.fallback = fallback
+        self.buf = ""
+        self.s = _State()
+
+    def feed(self, delta: str) -> list[str]:
+        self.buf += delta
+        return self._drain(final=False)
+
+    def finish(self) -> Draft:
+        self._drain(final=True)
+        s = self.s
+        text = "".join(s.kept).strip()
+        if not s.evidence:
+            if s.refusal:
+                return Draft("", refused=True, notes=s.notes)
+            draft = self.fallback()
+            draft.fallback = "extractive"
+            draft.unsupported, draft.sentences = s.unsupported, s.sentences
+            draft.notes = [*s.notes, "no supported sentence: fell back to the extractive answer"]
+            return draft
+        return Draft(text, _dedupe(s.evidence), self._short(), unsupported=s.unsupported,
+                     sentences=s.sentences, notes=s.notes)
+
+    # -- sentences ---------------------------------------------------------------------------
+
+    def _drain(self, *, final: bool) -> list[str]:
+        buf = normalize_markers(self.buf)
+        out, at = [], 0
+        for m in _END.finditer(buf):
+            if m.start() < at:
+                continue
+            end = m.end()
+            if trail := _TRAIL.match(buf, end):
+                end = trail.end()
+            if not final and _PENDING.fullmatch(buf, end):
+                break
+            out += self._sentence(buf[at:end])
+            at = end
+        if final:
+            out += self._sentence(buf[at:])
+            at = len(buf)
+        self.buf = buf[at:]
+        return out
+
+    def _sentence(self, raw: str) -> list[str]:
+        s = self.s
+        core = raw.strip()
+        s.ws += raw[:len(raw) - len(raw.lstrip())]
+        trailing = raw[len(raw.rstrip()):] if core else ""
+        try:
+            return self._check(core)
+        finally:
+            s.ws += trailing
+
+    def _check(self, core: str) -> list[str]:
+        s = self.s
+        if not s.kept and not s.held:
+            core = _LABEL.sub("", core)
+        if short := _SHORT.match(core):
+            s.short = short.group(1).split("\n")[0]
+            return []
+        plain = _MARK.sub("", core).strip()
+        check = _BULLET.sub("", plain)
+        if not grams(check) or any(_MARK.sub("", k).strip() == plain for k in s.kept):
+            return []  # punctuation only, or the model repeating itself
+        if is_refusal(plain):
+            s.refusal = True
+            return []
+        s.sentences += 1
+        cited = [n for n in dict.fromkeys(int(x) for x in _MARK.findall(core))
+                 if 1 <= n <= len(self.passages)]
+        lead_in = plain[-1:] in (":", "：")
+        if support(check, set().union(*(self.sources[n - 1] for n in cited)), self.question) >= MIN_SUPPORT:
+            core = _MARK.sub(lambda m: m.group(0) if int(m.group(1)) in cited else "", core)
+        else:
+            scores = [support(check, src, self.question) for src in self.sources]
+            best = max(range(len(scores)), key=scores.__getitem__, default=None)
+            if best is None or scores[best] < MIN_SUPPORT:
+                s.unsupported.append(plain)
+                return []
+            if cited or not lead_in:
+                s.notes.append(f"re-cited [{best + 1}]: {plain}")
+            cited = [] if lead_in else [best + 1]
+            core = plain + "".join(f"[{n}]" for n in cited)
+        prefix = ("\n" if "\n" in s.ws else " " if s.ws else "") if s.kept or s.held else ""
+        s.ws = ""
+        if lead_in and not cited:
+            s.held.append(prefix + core)
+            return []
+        s.evidence += [self._evidence(n, check) for n in cited]
+        pieces = [*s.held, prefix + core]
+        s.held = []
+        s.kept += pieces
+        return pieces
+
+    def _evidence(self, n: int, sentence: str) -> Evidence:
+        """The sentence of passage ``n`` that best supports ``sentence`` (ties: the question)."""
+        p = self.passages[n - 1]
+        want = grams(sentence)
+
+        def score(span: tuple[int, int]) -> float:
+            g = grams(p.text[span[0]:span[1]])
+            return len(want & g) + 0.1 * len(self.question & g)
+
+        a, b = max(split_sentences(p.text), key=score, default=(0, len(p.text)))
+        return Evidence(n, p.hit.chunk.nstart + a, p.hit.chunk.nstart + b)
+
+    def _short(self) -> Evidence | None:
+        """The model's short answer, if it is an exact span of a cited passage (normalized)."""
+        if self.s.short is None:
+            return None
+        value = to_simplified(_MARK.sub("", self.s.short)).strip(_EDGES)
+        if value.casefold() in _NONE or len(value) > 40:
+            return None
+        for n in dict.fromkeys(ev.n for ev in self.s.evidence):
+            p = self.passages[n - 1]
+            at = p.text.find(value)
+            if at >= 0:
+                return Evidence(n, p.hit.chunk.nstart + at, p.hit.chunk.nstart + at + len(value))
+        return None
+
+
+def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
+    return list(dict.fromkeys(evidence))

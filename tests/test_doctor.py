@@ -1,0 +1,129 @@
+"""rag.doctor: a healthy index checks clean; each kind of damage is named."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FakeEmbedder
+
+from rag.doctor import check, diagnose
+from rag.documents import Document
+from rag.index import Index
+from rag.ingest import ingest
+
+
+def _sql(index: Index, statement: str, *args: object) -> None:
+    with sqlite3.connect(index.directory / "docstore.sqlite") as db:
+        db.execute(statement, args)
+
+
+def _first_chunk(index: Index) -> int:
+    return min(index.chunks)
+
+
+def test_healthy_index_has_no_problems(seed_index: Index) -> None:
+    assert check(seed_index) == []
+    report = diagnose(seed_index.directory)
+    assert report.ok and report.notes == []
+    assert report.stats["chunks"] == len(seed_index) and report.stats["embedder"] == "fake"
+
+
+def test_empty_index_is_healthy(tmp_path: Path) -> None:
+    index = Index.open(tmp_path / "index", FakeEmbedder())
+    assert check(index) == []
+    ingest(index, [Document.from_text("blank", "   \n")])  # no searchable text, no chunks
+    assert check(index) == []
+
+
+def test_missing_chunk_row_is_found(seed_index: Index) -> None:
+    _sql(seed_index, "DELETE FROM chunks WHERE id=?", _first_chunk(seed_index))
+    problems = check(seed_index)
+    assert any("FAISS holds" in p for p in problems)
+    assert any("BM25 holds" in p for p in problems)
+    seed_index.reload()  # FAISS is rebuilt from the docstore, but the ordinals now have a gap
+    assert any("ordinals" in p for p in check(seed_index))
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("oend", 10**9, "original span"),
+    ("ostart", -1, "original span"),
+    ("nend", 10**9, "normalized span"),
+    ("text", "别的文字", "is not normalized"),
+    ("ostart", 1, "is not where"),
+])
+def test_bad_offsets_are_found(seed_index: Index, column: str, value: object, expected: str) -> None:
+    cid = sorted(seed_index.chunks)[1]  # ordinal 1: its ostart is > 1
+    _sql(seed_index, f"UPDATE chunks SET {column}=? WHERE id=?", value, cid)
+    assert any("differs from the docstore" in p for p in check(seed_index))
+    seed_index.reload()
+    problems = check(seed_index)
+    assert any(expected in p for p in problems), problems
+
+
+def test_bad_origin_map_and_sha_are_found(seed_index: Index) -> None:
+    doc = seed_index.documents()[0].doc_id
+    _sql(seed_index, "UPDATE documents SET origin=substr(origin, 5) WHERE doc_id=?", doc)
+    _sql(seed_index, "UPDATE documents SET sha256='0' WHERE doc_id=?", seed_index.documents()[1].doc_id)
+    problems = check(seed_index)
+    assert any("origin map has" in p for p in problems)
+    assert any("sha256" in p for p in problems)
+
+
+def test_wrong_vectors_are_found(seed_index: Index) -> None:
+    cid = _first_chunk(seed_index)
+    other = np.zeros(seed_index.embedder.dim, dtype=np.float32)
+    other[0] = 1.0
+    _sql(seed_index, "UPDATE chunks SET vector=? WHERE id=?", other.tobytes(), cid)
+    assert any("FAISS differs" in p for p in check(seed_index))
+    _sql(seed_index, "UPDATE chunks SET vector=? WHERE id=?", b"\0" * 8, cid)
+    assert any("float32" in p for p in check(seed_index))
+
+
+def test_stale_loaded_index_is_reported(seed_index: Index, fake_embedder: FakeEmbedder) -> None:
+    other = Index.open(seed_index.directory, fake_embedder)
+    ingest(other, [Document.from_text("新", "另一份文件。")])
+    assert any("reload it" in p for p in check(seed_index))
+    seed_index.reload()
+    assert check(seed_index) == []
+
+
+def test_diagnose_notes_self_healing_cache_states(seed_index: Index) -> None:
+    directory = seed_index.directory
+    (directory / "vectors.json").write_text(json.dumps({"generation": 0}))
+    (directory / ".vectors.faiss.abc123").write_bytes(b"partial")
+    report = diagnose(directory)
+    assert report.ok, report.problems
+    assert any("rebuilt" in n for n in report.notes) and any("temporary" in n for n in report.notes)
+    assert json.loads((directory / "vectors.json").read_text())["generation"] == seed_index.generation
+
+
+def test_diagnose_reports_missing_and_damaged_stores(tmp_path: Path) -> None:
+    assert "no index" in diagnose(tmp_path / "nothing").problems[0]
+    assert not (tmp_path / "nothing").exists()  # the doctor never creates an index
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "docstore.sqlite").write_bytes(b"not a database" * 100)
+    report = diagnose(tmp_path / "bad")
+    assert not report.ok and "cannot read" in report.problems[0]
+
+
+def test_open_sweeps_temp_files_of_dead_writers_only(seed_index: Index, fake_embedder: FakeEmbedder) -> None:
+    """A SIGKILL mid ``atomic_write`` leaves ``.vectors.faiss.<pid>.<random>`` behind."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    directory = seed_index.directory
+    gone = directory / f".vectors.faiss.{int(dead.stdout)}.x1y2z3"
+    live = directory / f".vectors.faiss.{os.getpid()}.a1b2c3"  # a write in progress
+    gone.write_bytes(b"partial")
+    live.write_bytes(b"partial")
+    Index.open(directory, fake_embedder)
+    assert not gone.exists() and live.exists()
+    assert any("temporary" in n for n in diagnose(directory).notes)
+    live.unlink()
+    assert diagnose(directory).notes == []
