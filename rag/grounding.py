@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from rag.chunk import split_sentences
 from rag.generate import Draft, Evidence, Passage
@@ -35,6 +36,7 @@ from rag.normalize import to_simplified
 __all__ = ["MIN_SUPPORT", "Grounder", "grams", "is_refusal", "normalize_markers"]
 
 MIN_SUPPORT = 0.6
+PAIRS = True
 REFUSALS = ("没有答案", "资料中没有", "资料中未", "资料未", "没有提到", "未提及", "没有相关信息",
             "无法回答", "无法确定", "not contain", "no information", "not mentioned", "cannot answer",
             "do not say", "does not say")
@@ -84,25 +86,50 @@ def _latin(text: str) -> bool:
     return letters > sum("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
-def support(sentence: str, source: set[str], question: set[str]) -> float:
-    """Share of ``sentence``'s new content found in ``source``. New content: its checkable
-    tokens minus the question's and minus glue bigrams (``是夏`` in 书记是夏晓中). A sentence
-    that only restates the question counts as supported when the source shares a token with
-    it. In a mostly-Latin sentence, English words count only when a source has them (Chinese
-    sources can neither confirm nor refute them).
-
-    >>> support("咸阳市委书记是夏晓中", grams("咸阳市委书记夏晓中"), grams("咸阳市委书记是谁"))
-    1.0
-    >>> support("咸阳市委书记是夏晓中", grams("咸阳市委副书记郭柱国"), grams("咸阳市委书记是谁"))
-    0.0
-    """
+def _content(sentence: str, source: set[str]) -> set[str]:
+    """``sentence``'s checkable tokens: glue bigrams (``是夏`` in 书记是夏晓中) left out; in a
+    mostly-Latin sentence, English words only when ``source`` has them (Chinese sources can
+    neither confirm nor refute them)."""
     toks = {t for t in grams(sentence) if len(t) != 2 or not _GLUE.intersection(t)}
     if _latin(sentence):
         toks = {t for t in toks if not t.isalpha() or not t.isascii() or t in source}
-    novel = toks - question
+    return toks
+
+
+def support(sentence: str, source: set[str], question: set[str]) -> float:
+    """How well ``source`` (the tokens of one passage sentence) supports ``sentence``: the
+    smaller of the share of its new content (tokens not in the question) found there and the
+    share of the question words it repeats found there: the answer must sit next to what was
+    asked about, not elsewhere in the passage. Only restating the question supports nothing.
+
+    >>> q = grams("陕西咸阳市的市长是谁")
+    >>> support("咸阳市的市长是冷劲松", grams("咸阳市市长冷劲松主持。"), q)
+    1.0
+    >>> support("咸阳市的市长是夏晓中", grams("咸阳市委书记夏晓中,西咸新区党工委书记杨仁华"), q)
+    0.5
+    >>> support("陕西咸阳市的市长是谁", grams("咸阳市市长冷劲松主持。"), q)
+    0.0
+    """
+    toks = _content(sentence, source)
+    novel, echo = toks - question, toks & question
     if not novel:
-        return 1.0 if toks & source else 0.0
-    return len(novel & source) / len(novel)
+        return 0.0
+    found = len(novel & source) / len(novel)
+    return min(found, len(echo & source) / len(echo)) if echo else found
+
+
+def _news_found(sentence: str, sources: Sequence[set[str]], question: set[str]) -> bool:
+    """Is the new content of a lead-in ("会上发言的新区有：") somewhere in the passages?"""
+    novel = _content(sentence, set().union(*sources)) - question
+    return not novel or any(len(novel & src) / len(novel) >= MIN_SUPPORT for src in sources)
+
+
+def _windows(text: str) -> list[tuple[int, int, set[str]]]:
+    """The sentences of a passage, and each pair of neighbours (a sentence that points back,
+    "该中心将聚焦…", needs the one before it): ``(start, end, tokens)``."""
+    spans = split_sentences(text)
+    spans += [(a, d) for (a, _), (_, d) in pairwise(spans)] if PAIRS else []
+    return [(a, b, grams(text[a:b])) for a, b in spans]
 
 
 @dataclass
@@ -127,6 +154,7 @@ class Grounder:
         self.passages = passages
         self.question = grams(question)
         self.sources = [grams(p.text) for p in passages]
+        self.windows = [_windows(p.text) for p in passages]
         self.fallback = fallback
         self.buf = ""
         self.s = _State()
@@ -198,41 +226,46 @@ class Grounder:
         s.sentences += 1
         cited = [n for n in dict.fromkeys(int(x) for x in _MARK.findall(core))
                  if 1 <= n <= len(self.passages)]
-        lead_in = plain[-1:] in (":", "：")
-        if support(check, set().union(*(self.sources[n - 1] for n in cited)), self.question) >= MIN_SUPPORT:
-            core = _MARK.sub(lambda m: m.group(0) if int(m.group(1)) in cited else "", core)
-        else:
-            scores = [support(check, src, self.question) for src in self.sources]
-            best = max(range(len(scores)), key=scores.__getitem__, default=None)
-            if best is None or scores[best] < MIN_SUPPORT:
+        if plain[-1:] in (":", "："):  # a lead-in: shown only with the content that follows
+            if not _news_found(check, self.sources, self.question):
                 s.unsupported.append(plain)
                 return []
-            if cited or not lead_in:
-                s.notes.append(f"re-cited [{best + 1}]: {plain}")
-            cited = [] if lead_in else [best + 1]
-            core = plain + "".join(f"[{n}]" for n in cited)
-        prefix = ("\n" if "\n" in s.ws else " " if s.ws else "") if s.kept or s.held else ""
-        s.ws = ""
-        if lead_in and not cited:
-            s.held.append(prefix + core)
+            s.held.append(self._prefix() + _MARK.sub("", core))
             return []
-        s.evidence += [self._evidence(n, check) for n in cited]
-        pieces = [*s.held, prefix + core]
+        found = [(n, *self._best(check, n)) for n in cited]
+        good = [(n, a, b) for n, score, a, b in found if score >= MIN_SUPPORT]
+        if good:
+            keep = {n for n, _, _ in good}
+            core = _MARK.sub(lambda m: m.group(0) if int(m.group(1)) in keep else "", core)
+        else:
+            n, score, a, b = max(((i, *self._best(check, i)) for i in range(1, len(self.passages) + 1)),
+                                 key=lambda x: x[1], default=(0, 0.0, 0, 0))
+            if score < MIN_SUPPORT:
+                s.unsupported.append(plain)
+                return []
+            s.notes.append(f"re-cited [{n}]: {plain}")
+            good = [(n, a, b)]
+            core = plain + f"[{n}]"
+        s.evidence += [Evidence(n, self._offset(n) + a, self._offset(n) + b) for n, a, b in good]
+        pieces = [*s.held, self._prefix() + core]
         s.held = []
         s.kept += pieces
         return pieces
 
-    def _evidence(self, n: int, sentence: str) -> Evidence:
-        """The sentence of passage ``n`` that best supports ``sentence`` (ties: the question)."""
-        p = self.passages[n - 1]
-        want = grams(sentence)
+    def _prefix(self) -> str:
+        """The whitespace the model put before this piece ("\\n" or " "), none at the start."""
+        s = self.s
+        prefix = ("\n" if "\n" in s.ws else " " if s.ws else "") if s.kept or s.held else ""
+        s.ws = ""
+        return prefix
 
-        def score(span: tuple[int, int]) -> float:
-            g = grams(p.text[span[0]:span[1]])
-            return len(want & g) + 0.1 * len(self.question & g)
+    def _offset(self, n: int) -> int:
+        return self.passages[n - 1].hit.chunk.nstart
 
-        a, b = max(split_sentences(p.text), key=score, default=(0, len(p.text)))
-        return Evidence(n, p.hit.chunk.nstart + a, p.hit.chunk.nstart + b)
+    def _best(self, check: str, n: int) -> tuple[float, int, int]:
+        """The best support any window of passage ``n`` gives ``check``, and that window."""
+        return max(((support(check, g, self.question), a, b) for a, b, g in self.windows[n - 1]),
+                   key=lambda x: (x[0], x[1] - x[2]), default=(0.0, 0, 0))
 
     def _short(self) -> Evidence | None:
         """The model's short answer, if it is an exact span of a cited passage (normalized)."""
