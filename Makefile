@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LOCAL_STAMP := $(VENV)/.installed-local-stamp
 Q ?= 秦创原量子信息科技联合创新中心将聚焦哪些领域?
 
-.PHONY: install install-local serve ask chat test test-fast lint eval bench clean
+.PHONY: install install-local serve ask chat test test-fast lint eval bench perf stress clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"

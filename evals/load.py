@@ -76,8 +76,11 @@ def serve(index_dir: Path, *, env: dict[str, str] | None = None, timeout: float 
         log.close()
 
 
+Record = tuple[str, int, float, str]  # kind, status (-1: transport error), ms, detail of a failure
+
+
 async def _client(http: httpx.AsyncClient, questions: list[str], deadline: float, rng: random.Random,
-                  records: list[tuple[str, int, float]]) -> None:
+                  records: list[Record]) -> None:
     while time.monotonic() < deadline:
         roll, question = rng.random(), rng.choice(questions)
         t = time.perf_counter()
@@ -89,15 +92,17 @@ async def _client(http: httpx.AsyncClient, questions: list[str], deadline: float
                     "model": "wenda", "messages": [{"role": "user", "content": question}]})
             else:
                 kind, r = "documents", await http.get("/documents")
-            status = r.status_code
-        except httpx.HTTPError:
+            status, detail = r.status_code, (r.text[:200] if r.status_code != 200 else "")
+        except httpx.HTTPError as exc:
             kind, status = "error", -1
-        records.append((kind, status, (time.perf_counter() - t) * 1000))
+            detail = (f"{type(exc).__name__} ({exc.__context__!r}) after {time.perf_counter() - t:.2f} s, "
+                      f"{deadline - time.monotonic():.1f} s before the end")
+        records.append((kind, status, (time.perf_counter() - t) * 1000, detail))
 
 
 async def _drive(base: str, clients: int, seconds: float, questions: list[str], seed: int
-                 ) -> list[tuple[str, int, float]]:
-    records: list[tuple[str, int, float]] = []
+                 ) -> list[Record]:
+    records: list[Record] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as http:
         deadline = time.monotonic() + seconds
@@ -115,10 +120,11 @@ def run_load(base: str, *, clients: int = 50, seconds: float = 30, questions: li
     ms = np.array([r[2] for r in records])
     errors = [r for r in records if r[1] != 200]
     by_kind: dict[str, int] = {}
-    for kind, _, _ in records:
+    for kind, *_ in records:
         by_kind[kind] = by_kind.get(kind, 0) + 1
     pct = {f"p{p}_ms": round(float(np.percentile(ms, p)), 1) for p in (50, 95, 99)} if len(ms) else {}
     return {"clients": clients, "seconds": seconds, "wall_s": round(wall, 1), "requests": len(records),
             "errors": len(errors), "error_statuses": sorted({r[1] for r in errors}),
+            "error_samples": [f"{r[0]} {r[1]}: {r[3]}" for r in errors[:5]],
             "throughput_rps": round(len(records) / wall, 1), "by_kind": by_kind, **pct,
             "max_ms": round(float(ms.max()), 1) if len(ms) else None}

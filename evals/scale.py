@@ -82,7 +82,7 @@ def run_scale(n: int = 1_000_000, *, dim: int = 384, queries: int = 1000, k: int
         t = time.perf_counter()
         index = rag.index.build_faiss(data, np.arange(1, n + 1, dtype=np.int64))
         build_s = time.perf_counter() - t
-        inner = faiss.downcast_index(index.index)
+        inner: Any = faiss.downcast_index(index.index)
         kind = type(inner).__name__
         log(f"build_faiss chose {kind} (threshold {rag.index.HNSW_ABOVE:,}) in {build_s:.0f} s")
     finally:

@@ -192,6 +192,23 @@ def bench_squad(
     out.print(format_summary(summary))
 
 
+@app.command()
+def doctor() -> None:
+    """Check the index: FAISS ids == docstore ids == BM25 docs, offsets valid, caches current."""
+    from rag.doctor import diagnose
+
+    report = diagnose(Settings().index_dir)
+    for note in report.notes:
+        out.print(f"[dim]{note}[/dim]")
+    for problem in report.problems:
+        err.print(f"[red]{problem}[/red]")
+    if not report.ok:
+        raise typer.Exit(1)
+    stats = report.stats
+    out.print(f"ok: {stats.get('documents')} documents, {stats.get('chunks')} chunks, "
+              f"generation {stats.get('generation')}")
+
+
 def main() -> None:
     """Console entry point: every ``RagError`` becomes one line on stderr and exit code 1."""
     try:

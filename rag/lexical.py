@@ -109,6 +109,7 @@ def coverage(text: str, weights: dict[str, float]) -> float:
     """Share of the question's token weight whose tokens occur in ``text`` (0..1); tokens are
     matched as substrings, so segmentation differences don't matter."""
     total = sum(weights.values())
+    text = text.lower()  # tokens are lower-cased: "AI", "5G" must match too
     return sum(w for t, w in weights.items() if t in text) / total if total else 0.0
 
 

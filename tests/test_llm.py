@@ -82,7 +82,8 @@ def test_an_invented_sentence_is_dropped_and_reported(seed_index: Index) -> None
 
 
 def test_missing_or_wrong_markers_are_re_cited_to_a_supporting_passage(seed_index: Index) -> None:
-    model = Scripted("咸阳市委书记是夏晓中[9]。咸阳市委书记夏晓中主持座谈会。")
+    model = Scripted("咸阳市委书记是夏晓中[9]。夏晓中指出,咸阳和西咸新区坚持以习近平总书记关于"
+                     "西安—咸阳一体化和创新驱动发展重要论述为科学指引。")
     answer = ask(seed_index, SECRETARY, generator=model)
     assert "[9]" not in answer.answer and answer.answer.count("[") == 2
     assert len(answer.citations) >= 1 and not answer.unsupported_sentences
