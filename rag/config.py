@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     chunk_size: int = 240
     chunk_overlap: int = 1  # sentences carried over between chunks
-    generator: str = "auto"  # "auto" | "extractive" | "local" | "openai"
+    generator: str = "auto"  # "auto" (rag.generate.AUTO) | "extractive" | "local" | "openai"
     refuse_below: float | None = None  # override the calibrated refusal threshold
     # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server
     local_model: str = "qwen-0.5b"  # "qwen-0.5b" | "qwen-1.5b" | a path to a .gguf file

@@ -174,7 +174,9 @@ def test_load_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "llama_cpp" else real(name, *a))
-    assert isinstance(load_generator("auto"), Extractive)  # no llama.cpp: extractive
+    assert isinstance(load_generator("auto"), Extractive)  # the measured default
+    monkeypatch.setattr("rag.generate.AUTO", "local")
+    assert isinstance(load_generator("auto"), Extractive)  # local preferred but no llama.cpp
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(ModelError, match=r"pip install -e '\.\[local\]'"):
         load_generator("local")
