@@ -1,44 +1,76 @@
 """The one place configuration is read: ``Settings`` from ``RAG_*`` environment variables.
 
 Only edges (CLI, server, evals) build a ``Settings``; library functions take plain arguments.
+A value out of range, or one that contradicts another (``top_k`` above ``max_top_k``), raises
+``ConfigError`` naming the variable, so a bad setting stops ``rag serve`` at startup rather
+than failing every request.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import ConfigError
 
 __all__ = ["Settings", "get_settings"]
 
+_PREFIX = "RAG_"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore")
 
     index_dir: Path = Path(".rag")
     seeds_dir: Path = Path("seeds")
-    embedder: str = "e5"  # "e5" | "use" | "hash" | a sentence-transformers folder or name
-    top_k: int = 5
-    max_top_k: int = 50
-    max_question_chars: int = 2000
-    chunk_size: int = 240
-    chunk_overlap: int = 1  # sentences carried over between chunks
+    embedder: str = Field("e5", min_length=1)  # "e5" | "use" | "hash" | a sentence-transformers folder
+    top_k: int = Field(5, ge=1)
+    max_top_k: int = Field(50, ge=1)
+    max_question_chars: int = Field(2000, ge=1)
+    chunk_size: int = Field(240, ge=20)
+    chunk_overlap: int = Field(1, ge=0)  # sentences carried over between chunks
     generator: str = "auto"  # "auto" (rag.generate.AUTO) | "extractive" | "local" | "openai"
-    refuse_below: float | None = None  # override the calibrated refusal threshold
+    refuse_below: float | None = Field(None, ge=0.0, le=1.0)  # override the calibrated threshold
     # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server
     local_model: str = "qwen-0.5b"  # "qwen-0.5b" | "qwen-1.5b" | a path to a .gguf file
     model_cache: Path | None = None  # where bundled GGUFs are assembled (~/.cache/wenda/models)
-    llm_threads: int | None = None  # llama.cpp threads (default: all cores)
-    llm_max_tokens: int = 384
+    llm_threads: int | None = Field(None, ge=1)  # llama.cpp threads (default: all cores)
+    llm_max_tokens: int = Field(384, ge=1)
     llm_base_url: str | None = None  # e.g. https://api.deepseek.com/v1, http://127.0.0.1:11434/v1
     llm_model: str | None = None
     llm_api_key: str | None = None
     # server
     api_key: str | None = None
     cors_origins: list[str] = []
-    max_upload_bytes: int = 5_000_000
-    rate_limit_per_minute: int | None = None  # requests per client (IP) per minute; None: off
+    max_upload_bytes: int = Field(5_000_000, ge=1)
+    rate_limit_per_minute: int | None = Field(None, ge=1)  # requests per client (IP) per minute
+    # seconds an idle HTTP connection is kept open: longer than clients keep theirs (httpx 5 s,
+    # aiohttp 15 s), so the client always closes first and never reuses one the server just closed
+    keep_alive_s: int = Field(75, ge=1)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError("invalid settings: " + "; ".join(_describe(e) for e in exc.errors())
+                              ) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.top_k > self.max_top_k:
+            raise ValueError(f"{_PREFIX}TOP_K={self.top_k} is above {_PREFIX}MAX_TOP_K={self.max_top_k}")
+        return self
+
+
+def _describe(error: Any) -> str:
+    if not error["loc"]:  # a model-level check: its message names the variables
+        return str(error["msg"]).removeprefix("Value error, ")
+    name = _PREFIX + str(error["loc"][0]).upper()
+    return f"{name}={error['input']!r}: {error['msg']}"
 
 
 @lru_cache

@@ -8,6 +8,7 @@
     │   │                        incompatible version or embedder
     │   └── IncompatibleIndexError
     ├── NotFoundError            a named document does not exist in the index
+    ├── ConfigError              a setting (``RAG_*``) is out of range or inconsistent
     └── ModelError               a model is missing, fails its checksum, or fails to run
 
 Edges map these in one place: ``rag.cli`` to a message and exit code, ``server`` to an HTTP status
@@ -17,6 +18,7 @@ and a stable ``error.code``.
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "DocumentError",
     "IncompatibleIndexError",
     "IndexStateError",
@@ -61,6 +63,12 @@ class NotFoundError(RagError):
     """A named document does not exist."""
 
     code = "not_found"
+
+
+class ConfigError(RagError):
+    """A setting is out of range or contradicts another one."""
+
+    code = "invalid_config"
 
 
 class ModelError(RagError):
