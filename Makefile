@@ -63,7 +63,7 @@ perf: install  ## ratios (ingest vs embedder, re-ingest, query vs embedding) + a
 
 stress: install  ## longer SIGKILL-during-ingest run, then 50 clients x 30 s against rag serve on loopback
 	RAG_STRESS=1 nice $(PY) -m pytest -q -m stress tests/test_crash.py
-	$(PY) -m evals.perf load --clients 50 --seconds 30
+	$(PY) -m evals.perf load --clients 50 --seconds 30 --runs 3
 
 clean:
 	rm -rf .rag .rag-bench evals/out

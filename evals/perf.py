@@ -2,7 +2,7 @@
 
     python -m evals.perf ratios [--embedder e5] [--docs 150]   # make perf
     python -m evals.perf scale [--n 1000000] [--threshold N]   # make perf (minutes)
-    python -m evals.perf load [--clients 50] [--seconds 30]    # make stress
+    python -m evals.perf load [--clients 50] [--seconds 30] [--runs 3]  # make stress
     python -m evals.perf report                                # the table from what was measured
 
 ``ratios`` (corpus: DRCD dev paragraphs, written out as files and ingested the way ``rag
@@ -140,8 +140,8 @@ def format_report(results: dict[str, Any]) -> str:
                     f"ms vs {s['flat_p50_ms']} / {s['flat_p95_ms']} ms | | |")
         rows.append(f"| ↳ index size (in RAM ≈ on disk); build time | {s['index_file_mb']:,} MB "
                     f"(raw vectors {s['raw_vectors_mb']:,} MB); {s['build_s']:,} s | | |")
-    if ld := results.get("load"):
-        rows.append(f"| load: {ld['clients']} clients × {ld['seconds']} s on loopback — errors | "
+    for n, ld in enumerate(results.get("load", []), 1):
+        rows.append(f"| load run {n}: {ld['clients']} clients × {ld['seconds']} s on loopback — errors | "
                     f"{ld['errors']} of {ld['requests']} | 0 | {_meets(ld['errors'], ('≤', 0))} |")
         rows.append(f"| ↳ latency p50 / p95 / p99; throughput | {ld.get('p50_ms')} / {ld.get('p95_ms')} / "
                     f"{ld.get('p99_ms')} ms; {ld['throughput_rps']} req/s | | |")
@@ -172,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = sub.add_parser("load")
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--runs", type=int, default=1, help="consecutive runs against one server")
     p.add_argument("--embedder", default=None, help="RAG_EMBEDDER for the server (default: its own)")
     sub.add_parser("report")
     args = parser.parse_args(argv)
@@ -195,11 +196,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             env = {"RAG_EMBEDDER": args.embedder} if args.embedder else {}
             with serve(Path(tmp) / "index", env=env) as base:
-                result = run_load(base, clients=args.clients, seconds=args.seconds)
-        print(json.dumps(result, indent=1))
-        _save("load", result)
-        if result["errors"]:
-            raise SystemExit(f"{result['errors']} errors under load")
+                runs = []
+                for _ in range(args.runs):
+                    runs.append(run_load(base, clients=args.clients, seconds=args.seconds))
+                    print(json.dumps(runs[-1], ensure_ascii=False, indent=1), flush=True)
+        _save("load", runs)
+        if errors := sum(r["errors"] for r in runs):
+            raise SystemExit(f"{errors} errors under load")
     report = format_report(_load_results())
     (OUT / "report.md").write_text(report, encoding="utf-8")
     print(report)

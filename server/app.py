@@ -65,7 +65,14 @@ def create_app(settings: Settings | None = None, index: Index | None = None,
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None) -> None:
-    """Serve the app with uvicorn until interrupted (``rag serve``)."""
+    """Serve the app with uvicorn until interrupted (``rag serve``).
+
+    Idle connections stay open ``keep_alive_s`` (75 s): uvicorn's default of 5 s equals httpx's
+    client-side expiry, and a client reusing a connection at the moment the server closes it
+    gets a reset (measured: 1-5 ``ReadError`` in 4 of 14 load runs, each at a keep-alive timeout).
+    """
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    settings = settings or get_settings()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                timeout_keep_alive=settings.keep_alive_s)

@@ -26,5 +26,6 @@ def test_report_covers_scale_and_load() -> None:
              "flat_p95_ms": 10.0, "index_file_mb": 1, "raw_vectors_mb": 1, "build_s": 3.0}
     load = {"clients": 50, "seconds": 30, "errors": 0, "requests": 900, "p50_ms": 1.0, "p95_ms": 2.0,
             "p99_ms": 3.0, "throughput_rps": 30.0}
-    report = format_report({"scale": scale, "load": load})
+    report = format_report({"scale": scale, "load": [load, {**load, "errors": 2}]})
     assert "| 0.97 | ≥ 0.95 | yes |" in report and "| 0 of 900 | 0 | yes |" in report
+    assert "load run 2:" in report and "| 2 of 900 | 0 | **no** |" in report

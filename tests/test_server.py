@@ -321,7 +321,7 @@ def test_delete_does_not_touch_paths(client: TestClient, seed_index: Index) -> N
 
 
 def test_questions_keep_working_while_documents_change(client: TestClient) -> None:
-    """Writers ingest into a second Index and swap it in; readers never see a half-reload."""
+    """Writers reload the index in place (atomically); each request reads its own snapshot."""
     failures: list[tuple[int, str]] = []
     stop = threading.Event()
 
@@ -354,6 +354,23 @@ def test_a_change_by_another_process_is_picked_up(client: TestClient, seed_index
     ingest(other, [Document.from_text("外部", UPLOAD.decode())])
     assert "外部" in doc_ids(client)
     assert client.get("/health").json()["index"]["documents"] == 3
+
+
+def test_rag_serve_keeps_idle_connections_longer_than_clients_do(monkeypatch: pytest.MonkeyPatch,
+                                                                  seed_index: Index) -> None:
+    """uvicorn's default (5 s) equals httpx's idle expiry: a client could reuse a connection
+    the server is closing that instant (``ReadError`` under load). The server must outlast it."""
+    import uvicorn
+
+    from server.app import run
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    run(port=1, settings=Settings(index_dir=seed_index.directory, generator="extractive"))
+    assert seen["timeout_keep_alive"] == Settings().keep_alive_s
+    assert seen["timeout_keep_alive"] > 3 * httpx.Limits().keepalive_expiry  # type: ignore[operator]
+    run(port=1, settings=Settings(index_dir=seed_index.directory, keep_alive_s=9))
+    assert seen["timeout_keep_alive"] == 9
 
 
 # ---- health, page, CORS, conversion --------------------------------------------------------------
