@@ -116,7 +116,8 @@ def _check_db(index: Index, db: sqlite3.Connection, problems: list[str]) -> None
 def _check_ids(index: Index, ids: np.ndarray, problems: list[str]) -> None:
     import faiss
 
-    dense = index._faiss
+    loaded = index.loaded  # one state throughout, even if the index reloads meanwhile
+    dense = loaded.faiss
     if dense is None:
         problems.append("no FAISS index is loaded")
         return
@@ -126,11 +127,12 @@ def _check_ids(index: Index, ids: np.ndarray, problems: list[str]) -> None:
                         f" ({_diff(faiss_ids, ids)})")
     if dense.d != index.embedder.dim:
         problems.append(f"FAISS dimension {dense.d} != embedder dimension {index.embedder.dim}")
-    if not np.array_equal(np.array(sorted(index.chunks), dtype=np.int64), ids):
-        problems.append(f"the loaded chunk map has {len(index.chunks)} chunks, the docstore {len(ids)}"
-                        f" ({_diff(np.array(sorted(index.chunks), dtype=np.int64), ids)})")
-    if index.lexicon.size != len(ids) or not np.array_equal(np.sort(index._rows), ids):
-        problems.append(f"BM25 holds {index.lexicon.size} rows, the docstore {len(ids)} chunks")
+    chunk_ids = np.array(sorted(loaded.chunks), dtype=np.int64)
+    if not np.array_equal(chunk_ids, ids):
+        problems.append(f"the loaded chunk map has {len(chunk_ids)} chunks, the docstore {len(ids)}"
+                        f" ({_diff(chunk_ids, ids)})")
+    if loaded.lexicon.size != len(ids) or not np.array_equal(np.sort(loaded.rows), ids):
+        problems.append(f"BM25 holds {loaded.lexicon.size} rows, the docstore {len(ids)} chunks")
 
 
 def _diff(have: np.ndarray, want: np.ndarray) -> str:
@@ -170,7 +172,8 @@ def _check_document(doc_id: str, sha: str, text: str, ntext: str, origin_blob: b
 
 
 def _check_vectors(index: Index, db: sqlite3.Connection, ids: np.ndarray, problems: list[str]) -> None:
-    if not len(ids) or index._faiss is None:
+    dense = index.loaded.faiss
+    if not len(ids) or dense is None:
         return
     sample = ids[np.linspace(0, len(ids) - 1, min(VECTOR_SAMPLE, len(ids))).astype(int)].tolist()
     wrong = []
@@ -183,7 +186,7 @@ def _check_vectors(index: Index, db: sqlite3.Connection, ids: np.ndarray, proble
                 wrong.append(f"{cid} (norm {np.linalg.norm(stored):.3f})")
                 continue
             try:
-                held = index._faiss.reconstruct(int(cid))
+                held = dense.reconstruct(int(cid))
             except RuntimeError:
                 wrong.append(f"{cid} (not in FAISS)")
                 continue

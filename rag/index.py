@@ -10,30 +10,34 @@ Layout of an index directory::
 Crash safety: every change is one SQLite transaction that also bumps ``generation``; FAISS is a
 derived cache written aside and renamed into place, and rebuilt whenever its generation does not
 match. A write killed at any moment leaves the previous committed state loadable.
+
+In memory, everything read from one committed state is one immutable ``Loaded``; ``reload``
+builds a new one and swaps it in with a single assignment, so threads reading the index see the
+old state or the new one, never a mix; ``snapshot`` pins one state across a request's calls.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import os
 import sqlite3
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag.chunk import Chunk
+from rag.durable import atomic_write, sweep_temp_files
 from rag.embed import Embedder
 from rag.errors import IncompatibleIndexError, IndexStateError, NotFoundError
 from rag.lexical import Lexicon
 from rag.normalize import Normalized
 
-__all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "atomic_write", "build_faiss", "sweep_temp_files"]
+__all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "Loaded", "build_faiss"]
 
 SCHEMA_VERSION = 1
 HNSW_ABOVE = 200_000  # chunks; below this an exact flat index is fast enough
@@ -62,52 +66,16 @@ class DocumentInfo:
     chunks: int
 
 
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename over ``path`` and fsync the directory.
+@dataclass(frozen=True)
+class Loaded:
+    """What an ``Index`` holds in memory from one committed state of the docstore."""
 
-    The temp file is named ``.<name>.<pid>.<random>``, so ``sweep_temp_files`` can tell the
-    leftovers of a killed process from a write in progress."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def sweep_temp_files(directory: Path) -> list[str]:
-    """Delete temp files that ``atomic_write`` calls in dead processes left behind (a SIGKILL
-    mid-write leaves one; at 1M chunks a FAISS temp file is ~1.8 GB). Returns their names."""
-    swept = []
-    for path in directory.glob(".*.*.*"):
-        pid = path.name.split(".")[-2]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            path.unlink()
-            swept.append(path.name)
-        except FileNotFoundError:  # another process swept it first
-            pass
-    return swept
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
+    generation: int
+    chunks: dict[int, Chunk]
+    rows: np.ndarray  # BM25 row -> chunk id
+    lexicon: Lexicon
+    faiss: Any
+    document: Callable[[str], tuple[str, Normalized]]  # doc_id -> (original, normalized), cached
 
 
 class Index:
@@ -116,14 +84,27 @@ class Index:
     Open with ``Index.open(directory, embedder)``; write with ``rag.ingest``.
     """
 
-    def __init__(self, directory: Path, embedder: Embedder) -> None:
+    def __init__(self, directory: Path, embedder: Embedder, loaded: Loaded | None = None) -> None:
         self.directory = directory
         self.embedder = embedder
-        self.generation = -1
-        self.chunks: dict[int, Chunk] = {}
-        self._rows: np.ndarray = np.zeros(0, dtype=np.int64)  # BM25 row -> chunk id
-        self.lexicon = Lexicon([])
-        self._faiss: Any = None
+        self.loaded = loaded or Loaded(-1, {}, np.zeros(0, dtype=np.int64), Lexicon([]), None,
+                                       partial(self._read_document, {}))
+
+    @property
+    def generation(self) -> int:
+        return self.loaded.generation
+
+    @property
+    def chunks(self) -> dict[int, Chunk]:
+        return self.loaded.chunks
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return self.loaded.lexicon
+
+    def snapshot(self) -> Index:
+        """This index as loaded now, unchanged by later reloads (what one request reads)."""
+        return copy.copy(self)  # shares ``loaded``; a reload of ``self`` rebinds only its own
 
     # ---- opening -----------------------------------------------------------------------------
     @classmethod
@@ -184,6 +165,7 @@ class Index:
         return True
 
     def reload(self) -> None:
+        """Read the committed state, then swap it in (one assignment: atomic for readers)."""
         with self.connect() as db:
             # One read snapshot: without it a writer could commit between these SELECTs, and the
             # generation, the chunk rows and the vectors would come from different states.
@@ -194,15 +176,14 @@ class Index:
                     "SELECT id, doc_id, ordinal, text, ostart, oend, nstart, nend, tokens FROM chunks"
                     " ORDER BY id").fetchall()
                 ids = np.array([r[0] for r in rows], dtype=np.int64)
+                shas = dict(db.execute("SELECT doc_id, sha256 FROM documents").fetchall())
                 dense = self._load_faiss(db, generation, ids)
             finally:
                 db.rollback()
-        self.chunks = {r[0]: Chunk(r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
-        self._rows = ids
-        self.lexicon = Lexicon([r[8].split(" ") if r[8] else [] for r in rows])
-        self._faiss = dense
-        self.generation = generation
-        self._normalized.cache_clear()
+        chunks = {r[0]: Chunk(r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
+        lexicon = Lexicon([r[8].split(" ") if r[8] else [] for r in rows])
+        self.loaded = Loaded(generation, chunks, ids, lexicon, dense,
+                             lru_cache(maxsize=4096)(partial(self._read_document, shas)))
 
     def _load_faiss(self, db: sqlite3.Connection, generation: int, ids: np.ndarray) -> Any:
         import faiss
@@ -239,39 +220,45 @@ class Index:
 
     def text(self, doc_id: str) -> str:
         """The original text of a document."""
-        return self._normalized(doc_id)[0]
+        return self.loaded.document(doc_id)[0]
 
     def normalized(self, doc_id: str) -> Normalized:
-        return self._normalized(doc_id)[1]
+        return self.loaded.document(doc_id)[1]
 
-    @lru_cache(maxsize=4096)  # noqa: B019 - cleared on reload; one Index per process
-    def _normalized(self, doc_id: str) -> tuple[str, Normalized]:
+    def _read_document(self, shas: dict[str, str], doc_id: str) -> tuple[str, Normalized]:
+        """Read lazily, so checked against the loaded state: a document changed or deleted since
+        (by another writer) is not the one the loaded chunks point into."""
         with self.connect() as db:
-            row = db.execute("SELECT text, ntext, origin FROM documents WHERE doc_id=?",
+            row = db.execute("SELECT text, ntext, origin, sha256 FROM documents WHERE doc_id=?",
                              (doc_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no document {doc_id!r} in the index")
+        if row is None or row[3] != shas.get(doc_id):
+            raise NotFoundError(f"no document {doc_id!r} in the index (as loaded)" if row else
+                                f"no document {doc_id!r} in the index")
         origin = np.frombuffer(row[2], dtype=np.int32).tolist()
         return row[0], Normalized(row[1], origin, len(row[0]))
 
     def stats(self) -> dict[str, Any]:
-        return {"documents": len({c.doc_id for c in self.chunks.values()}), "chunks": len(self),
-                "embedder": self.embedder.name, "dim": self.embedder.dim,
-                "generation": self.generation, "directory": str(self.directory)}
+        loaded = self.loaded
+        return {"documents": len({c.doc_id for c in loaded.chunks.values()}),
+                "chunks": len(loaded.chunks), "embedder": self.embedder.name, "dim": self.embedder.dim,
+                "generation": loaded.generation, "directory": str(self.directory)}
 
     # ---- searching ---------------------------------------------------------------------------
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if not len(self) or k <= 0:
+        loaded = self.loaded
+        if not loaded.chunks or k <= 0:
             return []
-        scores, ids = self._faiss.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self)))
+        scores, ids = loaded.faiss.search(vector.reshape(1, -1).astype(np.float32),
+                                          min(k, len(loaded.chunks)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def vector(self, chunk_id: int) -> np.ndarray:
         """The stored embedding of one chunk."""
-        return np.asarray(self._faiss.reconstruct(int(chunk_id)), dtype=np.float32)
+        return np.asarray(self.loaded.faiss.reconstruct(int(chunk_id)), dtype=np.float32)
 
     def lexical_search(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
-        return [(int(self._rows[row]), score) for row, score in self.lexicon.search(tokens, k)]
+        loaded = self.loaded
+        return [(int(loaded.rows[row]), score) for row, score in loaded.lexicon.search(tokens, k)]
 
 
 def build_faiss(vectors: np.ndarray, ids: np.ndarray) -> Any:

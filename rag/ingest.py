@@ -2,7 +2,8 @@
 
 Unchanged documents (same sha256) cost nothing; a changed one has its chunks replaced (chunks
 whose text did not change keep their stored vectors); with ``prune`` every document not in the
-input is deleted. All writes land in one SQLite transaction, under an exclusive file lock.
+input is deleted. All writes land in one SQLite transaction, under an exclusive file lock. When
+nothing changed, nothing is written and nothing reloaded (unless another writer committed).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _embed(index: Index, chunks: list[Chunk], batch: int, progress: Progress | N
 def ingest(index: Index, documents: Sequence[Document], *, prune: bool = False,
            chunk_size: int = 240, overlap: int = 1, batch: int = 32,
            progress: Progress | None = None) -> IngestReport:
-    """Make the index hold ``documents``; see the module docstring. Reloads ``index``."""
+    """Make the index hold ``documents``; see the module docstring. Reloads ``index`` if changed."""
     started = time.perf_counter()
     report = IngestReport()
     with locked(index.directory):
@@ -119,7 +120,9 @@ def ingest(index: Index, documents: Sequence[Document], *, prune: bool = False,
         vectors = _embed(index, all_chunks, batch, progress, report)
         if report.changed:
             _commit(index, todo, all_chunks, vectors, report)
-        index.reload()
+            index.reload()
+        else:
+            index.refresh()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -144,7 +147,7 @@ def _commit(index: Index, todo: list[tuple[Document, Normalized, list[Chunk]]],
 
 
 def delete_documents(index: Index, doc_ids: Sequence[str]) -> list[str]:
-    """Remove documents by id; returns the ids that existed. Reloads ``index``."""
+    """Remove documents by id; returns the ids that existed. Reloads ``index`` if any did."""
     with locked(index.directory):
         with index.connect() as db, db:
             gone = [d for d in doc_ids
@@ -155,5 +158,8 @@ def delete_documents(index: Index, doc_ids: Sequence[str]) -> list[str]:
             if gone:
                 db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1"
                            " WHERE key='generation'")
-        index.reload()
+        if gone:
+            index.reload()
+        else:
+            index.refresh()
     return gone

@@ -20,7 +20,7 @@ from rag.index import Index
 from server.errors import ApiError
 
 __all__ = ["GeneratorDep", "IndexDep", "SettingsDep", "State", "StateDep", "WriterDep", "current_index",
-           "fresh_index", "get_state", "swap_index"]
+           "get_state", "live_index"]
 
 
 @dataclass
@@ -44,48 +44,34 @@ def get_settings(state: StateDep) -> Settings:
 
 
 def get_index(state: StateDep) -> Index:
-    """The loaded index; when another process (``rag ingest``) committed a change, a fresh one.
+    """The index one request reads: a snapshot, so a reload meanwhile never changes it.
 
-    A loaded ``Index`` is never reloaded in place while requests may be reading it: a fresh
-    one is opened and swapped in (``swap_index``); requests in flight finish on the old one.
-    Readers never wait for a writer here.
+    First, unless a write is in flight (readers never wait for a writer), the loaded index is
+    reloaded if another process (``rag ingest``) committed a change since it was loaded.
     """
+    index = live_index(state)
     if state.write_lock.acquire(blocking=False):
         try:
-            return _current(state)
+            index.refresh()
         finally:
             state.write_lock.release()
-    return _loaded(state)
+    return index.snapshot()
 
 
 def current_index(state: State) -> Index:
-    """Like ``get_index``, but waits for a write in flight: an index matching the docstore."""
+    """Like ``get_index``, but waits for a write in flight: a snapshot matching the docstore."""
+    index = live_index(state)
     with state.write_lock:
-        return _current(state)
+        index.refresh()
+    return index.snapshot()
 
 
-def _loaded(state: State) -> Index:
+def live_index(state: State) -> Index:
+    """The loaded index itself: writers (holding ``write_lock``) ingest into it; its reload is
+    atomic, and requests in flight keep reading their snapshots."""
     if state.index is None:
         raise IndexStateError("the index is not loaded yet")
     return state.index
-
-
-def _current(state: State) -> Index:
-    index = _loaded(state)  # caller holds the write lock
-    if index.current_generation() != index.generation:
-        index = fresh_index(index)
-        swap_index(state, index)
-    return index
-
-
-def fresh_index(index: Index) -> Index:
-    """A second ``Index`` over the same directory and embedder: writers work on it, then swap."""
-    return Index.open(index.directory, index.embedder)
-
-
-def swap_index(state: State, index: Index) -> None:
-    """Make ``index`` the one new requests read (one reference assignment: atomic)."""
-    state.index = index
 
 
 def get_generator(state: StateDep) -> Generator | None:

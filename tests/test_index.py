@@ -33,10 +33,10 @@ def _db_count(index: Index, doc_id: str | None = None) -> int:
 def _check_consistent(index: Index) -> None:
     """FAISS, the docstore, BM25 and the in-memory chunk map agree."""
     n = len(index.chunks)
-    assert index._faiss.ntotal == n
+    assert index.loaded.faiss.ntotal == n
     assert _db_count(index) == n
     assert index.lexicon.size == n
-    assert sorted(index._rows.tolist()) == sorted(index.chunks)
+    assert sorted(index.loaded.rows.tolist()) == sorted(index.chunks)
     for doc in index.documents():
         ordinals = sorted(c.ordinal for c in index.chunks.values() if c.doc_id == doc.doc_id)
         assert ordinals == list(range(doc.chunks))
@@ -88,11 +88,18 @@ def test_stored_vectors_match_chunks(seed_index: Index) -> None:
         assert _all_dense(seed_index, chunk.text)[0] == chunk_id
 
 
+def _stamps(directory: Path) -> dict[str, tuple[int, int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in directory.iterdir()}
+
+
 def test_second_ingest_embeds_nothing(tmp_path: Path, seeds_copy: Path, fake_embedder: FakeEmbedder) -> None:
     index = _open(tmp_path / "index", fake_embedder)
     ingest(index, load_documents([seeds_copy]))
     embedded, generation, chunks = fake_embedder.passages_embedded, index.generation, dict(index.chunks)
+    loaded, stamps = index.loaded, _stamps(index.directory)
     report = ingest(index, load_documents([seeds_copy]))
+    assert index.loaded is loaded  # nothing reloaded
+    assert _stamps(index.directory) == stamps  # nothing written
     assert sorted(report.skipped) == SEED_IDS
     assert report.added == report.updated == report.removed == []
     assert not report.changed
@@ -100,6 +107,43 @@ def test_second_ingest_embeds_nothing(tmp_path: Path, seeds_copy: Path, fake_emb
     assert fake_embedder.passages_embedded == embedded
     assert index.generation == generation
     assert index.chunks == chunks
+
+
+def test_unchanged_ingest_still_picks_up_another_writer(tmp_path: Path, seeds_copy: Path) -> None:
+    index, other = _open(tmp_path / "index"), _open(tmp_path / "index")
+    ingest(index, load_documents([seeds_copy]))
+    other.refresh()
+    ingest(other, [Document.from_text("extra", "第三个文档。它有两句话。", path="extra.txt")])
+    assert not ingest(index, load_documents([seeds_copy])).changed
+    assert index.chunks == other.chunks and index.generation == other.generation
+    loaded = index.loaded
+    assert delete_documents(index, ["no_such_doc"]) == [] and index.loaded is loaded
+
+
+# ---- snapshots: what one reader sees while the index reloads ----------------------------------
+def test_a_snapshot_keeps_its_state_through_reloads(seed_index: Index) -> None:
+    snap = seed_index.snapshot()
+    before = dict(snap.chunks)
+    gone, kept = SEED_IDS[0], SEED_IDS[1]
+    probe = next(c.text for c in before.values() if c.doc_id == gone)
+    delete_documents(seed_index, [gone])
+    assert {c.doc_id for c in seed_index.chunks.values()} == set(SEED_IDS[1:])
+    assert snap.chunks == before and snap.generation == seed_index.generation - 1
+    assert set(_all_dense(snap, probe)) == set(before)  # vectors of the snapshot's state
+    assert all(i in before for i, _ in snap.lexical_search(tokenize(probe), 50))
+    assert snap.text(kept) == seed_index.text(kept)
+    with pytest.raises(NotFoundError):
+        snap.text(gone)  # deleted from the docstore since: read lazily, so not found
+
+
+def test_a_snapshot_never_reads_a_changed_document(seed_index: Index) -> None:
+    """Offsets in a snapshot's chunks point into the text it loaded; a newer text is refused."""
+    edited = SEED_IDS[0]
+    snap = seed_index.snapshot()
+    ingest(seed_index, [Document.from_text(edited, "全新的内容。", path=f"{edited}.txt")])
+    assert seed_index.text(edited) == "全新的内容。"
+    with pytest.raises(NotFoundError, match="as loaded"):
+        snap.text(edited)
 
 
 # ---- updates ----------------------------------------------------------------------------------
@@ -244,7 +288,7 @@ def test_stale_faiss_cache_is_rebuilt(tmp_path: Path, seeds_copy: Path) -> None:
     delete_documents(index, [SEED_IDS[0]])
     (index.directory / "vectors.faiss").write_bytes(old)  # cache from the previous generation
     reopened = _open(index.directory)
-    assert reopened._faiss.ntotal == len(reopened) == len(index)
+    assert reopened.loaded.faiss.ntotal == len(reopened) == len(index)
     _check_consistent(reopened)
 
 

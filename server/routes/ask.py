@@ -37,11 +37,12 @@ def _kwargs(settings: Settings, generator: Generator | None, top_k: int | None) 
 
 
 def _settled(state: State, index: Index, call: Callable[[Index], T]) -> T:
-    """``call(index)``, once more on the fresh index if a write removed a document under it.
+    """``call(index)``, once more on a current snapshot if a write removed or changed a document
+    under it.
 
-    A loaded index reads document texts from the docstore lazily, so a delete that commits
-    between retrieval and quoting surfaces as ``NotFoundError``; ``ask`` names no documents
-    itself, so that error always means the index changed.
+    A snapshot reads document texts from the docstore lazily (checked against the state it
+    loaded), so a write that commits between retrieval and quoting surfaces as ``NotFoundError``;
+    ``ask`` names no documents itself, so that error always means the index changed.
     """
     try:
         return call(index)

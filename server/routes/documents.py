@@ -3,8 +3,8 @@
 Uploads are checked before anything is written: size (``max_upload_bytes`` → 413), type (by
 suffix, ``SUPPORTED_SUFFIXES`` → 415), name (only a safe stem of the basename survives; it becomes
 the doc_id), and text (binary or undecodable → 400). The files are then ingested under the
-server's writer lock (into a second ``Index`` swapped in afterwards, so questions in flight
-never see a half-reloaded index) and kept in ``<index_dir>/uploads/`` so they persist with the index.
+server's writer lock (the index reloads atomically; questions in flight keep reading their
+snapshot) and kept in ``<index_dir>/uploads/`` so they persist with the index.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from fastapi import APIRouter, File, UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.documents import SUPPORTED_SUFFIXES, Document, decode
+from rag.durable import atomic_write
 from rag.errors import DocumentError, InputError, NotFoundError
-from rag.index import atomic_write
 from rag.ingest import delete_documents, ingest
-from server.deps import IndexDep, SettingsDep, StateDep, WriterDep, fresh_index, swap_index
+from server.deps import IndexDep, SettingsDep, StateDep, WriterDep, live_index
 from server.errors import ApiError, error_body
 
 __all__ = ["UploadLimit", "router", "safe_name"]
@@ -67,8 +67,7 @@ def list_documents(index: IndexDep) -> dict[str, Any]:
 
 @router.post("/documents", summary="Upload text files and ingest them")
 def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.md files")],
-                     _: WriterDep, state: StateDep, index: IndexDep,
-                     settings: SettingsDep) -> dict[str, Any]:
+                     _: WriterDep, state: StateDep, settings: SettingsDep) -> dict[str, Any]:
     uploads = settings.index_dir / "uploads"
     budget = settings.max_upload_bytes
     staged: dict[str, tuple[Path, bytes, Document]] = {}
@@ -84,10 +83,8 @@ def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.
         target = uploads / f"{stem}{suffix}"
         staged[stem] = (target, data, Document.from_text(stem, text, str(target)))
     with state.write_lock:
-        writer = fresh_index(index)  # readers keep the loaded index until the swap
-        report = ingest(writer, [doc for _, _, doc in staged.values()],
+        report = ingest(live_index(state), [doc for _, _, doc in staged.values()],
                         chunk_size=settings.chunk_size, overlap=settings.chunk_overlap)
-        swap_index(state, writer)
         uploads.mkdir(parents=True, exist_ok=True)
         for stem, (target, data, _doc) in staged.items():
             _remove_uploads(uploads, stem, keep=target.name)
@@ -96,12 +93,11 @@ def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.
 
 
 @router.delete("/documents/{doc_id}", summary="Remove a document from the index")
-def delete_document(doc_id: str, _: WriterDep, state: StateDep, index: IndexDep) -> dict[str, Any]:
+def delete_document(doc_id: str, _: WriterDep, state: StateDep) -> dict[str, Any]:
     with state.write_lock:
-        writer = fresh_index(index)
-        if not delete_documents(writer, [doc_id]):
+        index = live_index(state)
+        if not delete_documents(index, [doc_id]):
             raise NotFoundError(f"no document {doc_id!r} in the index")
-        swap_index(state, writer)
         _remove_uploads(index.directory / "uploads", doc_id)
     return {"deleted": doc_id}
 
