@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -245,9 +246,15 @@ class Index:
 
     # ---- searching ---------------------------------------------------------------------------
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        import faiss
+
         loaded = self.loaded
         if not loaded.chunks or k <= 0:
             return []
+        # One query on one thread (the setting is per calling thread): an OpenMP team spin-waits
+        # after each search and takes the core the query embedder needs; measured on 314 chunks
+        # with 2 cores: search 5.7 -> 0.02 ms, USE query embedding 6.2 -> 1.7 ms.
+        faiss.omp_set_num_threads(1)
         scores, ids = loaded.faiss.search(vector.reshape(1, -1).astype(np.float32),
                                           min(k, len(loaded.chunks)))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
@@ -274,6 +281,7 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray) -> Any:
     else:
         inner = faiss.IndexFlatIP(dim)
     index = faiss.IndexIDMap2(inner)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building does use every core
     if len(ids):
         index.add_with_ids(np.ascontiguousarray(vectors), ids)
     return index

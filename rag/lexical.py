@@ -93,7 +93,8 @@ class Lexicon:
         if not known or not self.size:
             return []
         k = min(k, self.size)
-        rows, scores = self._bm25.retrieve([known], k=k, show_progress=False, n_threads=1)
+        # n_threads=0: scored in this thread (n_threads=1 started a thread pool per query)
+        rows, scores = self._bm25.retrieve([known], k=k, show_progress=False, n_threads=0)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
 
 
