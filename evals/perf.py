@@ -3,6 +3,7 @@
     python -m evals.perf ratios [--embedder e5] [--docs 150]   # make perf
     python -m evals.perf scale [--n 1000000] [--threshold N]   # make perf (minutes)
     python -m evals.perf load [--clients 50] [--seconds 30] [--runs 3]  # make stress
+    python -m evals.perf llm [--questions 8] [--threads 1]     # the local LLM path
     python -m evals.perf report                                # the table from what was measured
 
 ``ratios`` (corpus: DRCD dev paragraphs, written out as files and ingested the way ``rag
@@ -13,6 +14,10 @@ ingest`` does):
 - first build / re-ingest of the unchanged corpus (files read and hashed again); goal ≥ 50×;
 - query p50: ``rag.qa.ask`` (extractive) vs ``embed_queries`` of the same question alone,
   interleaved question by question; goal ≤ 1.5×.
+``llm``: the local LLM path over the seeds (gold questions that reach the generator): time to
+first token (``rag.qa.ask``'s ``first_token``: retrieval, prompt, prefill, first decoded token)
+beside llama.cpp's own prompt-prefill time and token count for the same call. llama.cpp reuses
+the prompt prefix the previous question left in its cache, as it does in ``rag serve``.
 Results go to ``evals/out/perf/*.json``; ``report`` writes ``report.md`` with the goals.
 Timings are wall clock on a shared machine: compare the ratios, not the absolute numbers.
 """
@@ -104,6 +109,33 @@ def measure_ratios(docs: Sequence[Any], questions: Sequence[str], embedder: Any,
                    "query_vs_embed": round(p50_ask / p50_embed, 3)}}
 
 
+def measure_llm(index: Any, questions: Sequence[str], generator: Any, *, log: Any = print
+                ) -> dict[str, Any]:
+    """Time to first token beside prompt prefill, per question that reaches ``generator`` (a
+    ``LocalLLM``); llama.cpp's counters are reset before each question."""
+    import llama_cpp
+
+    from rag.qa import ask
+
+    ctx = generator._llm.ctx  # the llama.cpp context whose counters time the prefill
+    rows = []
+    for q in questions:
+        llama_cpp.llama_perf_context_reset(ctx)
+        answer = ask(index, q, generator=generator)
+        perf = llama_cpp.llama_perf_context(ctx)
+        t = answer.timings_ms
+        if not t["generate"]:  # refused before generation: no prompt was run
+            continue
+        rows.append({"first_token_ms": t["first_token"], "retrieve_ms": t["retrieve"],
+                     "prefill_ms": round(perf.t_p_eval_ms, 1), "prompt_tokens": perf.n_p_eval,
+                     "decode_ms_per_token": round(perf.t_eval_ms / max(perf.n_eval, 1), 1)})
+        log(f"first token {t['first_token']:.0f} ms = retrieve {t['retrieve']:.0f} + prefill "
+            f"{perf.t_p_eval_ms:.0f} ms ({perf.n_p_eval} tokens) + the rest")
+    p50 = {key: round(float(np.median([r[key] for r in rows])), 1) for key in rows[0]} if rows else {}
+    return {"generator": generator.name, "questions": len(rows), "p50": p50, "first": rows[:1],
+            "rows": rows}
+
+
 def _drcd(n_docs: int, n_questions: int, path: Path = DRCD) -> tuple[list[Any], list[str]]:
     from evals.bench import load_squad
 
@@ -140,6 +172,12 @@ def format_report(results: dict[str, Any]) -> str:
                     f"ms vs {s['flat_p50_ms']} / {s['flat_p95_ms']} ms | | |")
         rows.append(f"| ↳ index size (in RAM ≈ on disk); build time | {s['index_file_mb']:,} MB "
                     f"(raw vectors {s['raw_vectors_mb']:,} MB); {s['build_s']:,} s | | |")
+    if (llm := results.get("llm")) and llm["p50"]:
+        m = llm["p50"]
+        rows.append(f"| LLM path ({llm['generator']}, {llm['questions']} questions): time to first token "
+                    f"p50 beside prompt prefill p50 | {m['first_token_ms']} ms vs {m['prefill_ms']} ms "
+                    f"({m['prompt_tokens']} prompt tokens); retrieval {m['retrieve_ms']} ms "
+                    "| reported | yes |")
     for n, ld in enumerate(results.get("load", []), 1):
         rows.append(f"| load run {n}: {ld['clients']} clients × {ld['seconds']} s on loopback — errors | "
                     f"{ld['errors']} of {ld['requests']} | 0 | {_meets(ld['errors'], ('≤', 0))} |")
@@ -155,7 +193,24 @@ def _save(name: str, data: Any) -> None:
 
 def _load_results() -> dict[str, Any]:
     return {name: json.loads((OUT / f"{name}.json").read_text())
-            for name in ("ratios", "scale", "load") if (OUT / f"{name}.json").exists()}
+            for name in ("ratios", "scale", "load", "llm") if (OUT / f"{name}.json").exists()}
+
+
+def _llm(n: int, model: str, threads: int, max_tokens: int) -> dict[str, Any]:
+    from rag.documents import load_documents
+    from rag.embed import load_embedder
+    from rag.index import Index
+    from rag.ingest import ingest
+    from rag.llm import LocalLLM
+
+    gold = [json.loads(line) for line in (ROOT / "evals" / "gold" / "seeds.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    questions = [g["question"] for g in gold if not g.get("unanswerable")]
+    generator = LocalLLM(model, threads=threads, max_tokens=max_tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Index.open(Path(tmp) / "index", load_embedder("e5"))
+        ingest(index, load_documents([ROOT / "seeds"]))
+        return measure_llm(index, questions[:n], generator)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -174,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--runs", type=int, default=1, help="consecutive runs against one server")
     p.add_argument("--embedder", default=None, help="RAG_EMBEDDER for the server (default: its own)")
+    p = sub.add_parser("llm")
+    p.add_argument("--questions", type=int, default=8, help="answerable gold questions that reach the LLM")
+    p.add_argument("--model", default="qwen-0.5b")
+    p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (the machine is shared)")
+    p.add_argument("--max-tokens", type=int, default=48, help="the answer length does not change TTFT")
     sub.add_parser("report")
     args = parser.parse_args(argv)
 
@@ -203,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _save("load", runs)
         if errors := sum(r["errors"] for r in runs):
             raise SystemExit(f"{errors} errors under load")
+    elif args.command == "llm":
+        _save("llm", _llm(args.questions, args.model, args.threads, args.max_tokens))
     report = format_report(_load_results())
     (OUT / "report.md").write_text(report, encoding="utf-8")
     print(report)

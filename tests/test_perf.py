@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import SEEDS, FakeEmbedder
 
-from evals.perf import GOALS, format_report, measure_ratios
+from evals.perf import GOALS, format_report, measure_llm, measure_ratios
 from rag.documents import load_documents
+from rag.index import Index
 
 
 def test_ratios_are_measured_and_reported(tmp_path: Path) -> None:
@@ -29,3 +31,22 @@ def test_report_covers_scale_and_load() -> None:
     report = format_report({"scale": scale, "load": [load, {**load, "errors": 2}]})
     assert "| 0.97 | ≥ 0.95 | yes |" in report and "| 0 of 900 | 0 | yes |" in report
     assert "load run 2:" in report and "| 2 of 900 | 0 | **no** |" in report
+
+
+@pytest.mark.integration
+def test_llm_time_to_first_token_is_reported_beside_prefill(seed_index: Index) -> None:
+    from rag.generate import local_available
+
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    if not local_available("qwen-0.5b"):
+        pytest.skip("the qwen-0.5b part packages are not installed")
+    from rag.llm import LocalLLM
+
+    generator = LocalLLM("qwen-0.5b", threads=1, max_tokens=4)
+    questions = ["秦创原量子信息科技联合创新中心聚焦哪些领域?", "西咸新区2023年GDP是多少?"]
+    result = measure_llm(seed_index, questions, generator, log=lambda *_: None)
+    assert result["questions"] >= 1
+    for row in result["rows"]:
+        assert row["prompt_tokens"] > 100  # the prompt carries the passages
+        assert 0 < row["prefill_ms"] <= row["first_token_ms"]  # the first token waits for the prefill
+    assert "time to first token p50 beside prompt prefill p50" in format_report({"llm": result})
