@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from rag.chunk import split_sentences
 from rag.generate import Draft, Evidence, Passage
-from rag.lexical import coverage, longest_run
+from rag.lexical import coverage, longest_run, occurs
 from rag.span import short_span
 
-__all__ = ["Extractive", "Sentence", "rank_sentences"]
+__all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "rank_sentences"]
 
 RANK_PRIOR = 0.15  # weight of the passage's fused retrieval score in a sentence's score
 RUN_BONUS = 0.4  # weight of the longest run of question text found verbatim in the sentence
@@ -27,6 +27,15 @@ LIST_BONUS = 0.05  # per enumeration comma (、), for questions that ask for sev
 # sentence before it, which says what it points at.
 _POINTS_BACK = re.compile(r"^(?:该|此|这|其|上述|他|她|它|双方|两地)")
 _LIST_Q = re.compile(r"哪些|哪几|哪[一二三四五六七八九十两]|[一二三四五六七八九十两]个|分别")
+TYPE_BONUS = 0.3  # for holding the kind of value the question asks for (a year, a date, a share)
+# Questions that ask for a kind of value the answer sentence must contain.
+ANSWER_TYPES = (
+    (re.compile(r"哪一?年|何年|什么年份|which year|what year"), re.compile(r"\d{2,4}\s*年|[一二〇零○]{4}年")),
+    (re.compile(r"百分之|百分比|percent|%"), re.compile(r"%|百分之")),
+    (re.compile(r"何时|什么时候|哪天|哪一天|哪几天|日期|when|what date"),
+     re.compile(r"\d{1,4}\s*[年月日号]|[一二三四五六七八九十]+[月日]|上午|下午|今年|去年")),
+)
+
 # "What position does X hold?": prefer the sentence that puts a title right before the name.
 ROLE_BONUS = 0.3
 _ASKS_ROLE = re.compile(r"职务|职位|担任|身份|头衔|什么官")
@@ -47,6 +56,7 @@ class Sentence:
 def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
                    question: str = "") -> list[Sentence]:
     wants_list = bool(_LIST_Q.search(question))
+    wants = [needs for asks, needs in ANSWER_TYPES if asks.search(question.lower())]
     names = [t for t in weights if len(t) >= 2] if _ASKS_ROLE.search(question) else []
     core = question.rstrip("?？。!！ ")
     out = []
@@ -60,6 +70,8 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
             score = cov + RANK_PRIOR * p.hit.score
             if core:
                 score += RUN_BONUS * longest_run(core, text) / len(core)
+            if any(needs.search(text) for needs in wants):
+                score += TYPE_BONUS
             if wants_list:
                 score += LIST_BONUS * min(text.count("、"), 6)
             if any(_TITLE.search(text[:at]) for name in names if (at := text.find(name)) > 0):
@@ -105,7 +117,7 @@ class Extractive:
             return Draft("", refused=True)
         best = ranked[0]
         chosen = _with_context(best, passages)
-        missing = {t: w for t, w in idf.items() if t not in best.text}
+        missing = {t: w for t, w in idf.items() if not occurs(t, best.text)}
         if missing and best.coverage < 0.999:
             extra = max(ranked[1:6], key=lambda s: coverage(s.text, missing), default=None)
             if extra and coverage(extra.text, missing) > 0.3 and all(

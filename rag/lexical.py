@@ -15,9 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = (
-    "STOPWORDS Lexicon tokenize "
-).split()
+__all__ = ("FRAME_WORDS STOPWORDS Lexicon coverage longest_run occurs question_weights "
+           "tokenize").split()
 
 STOPWORDS = frozenset(
     "的 了 和 与 及 或 在 是 为 将 于 对 把 被 等 也 都 而 并 其 之 以 从 "
@@ -83,6 +82,14 @@ class Lexicon:
         self._vocab: dict[str, int] = dict(self._bm25.vocab_dict or {}) if self.size else {}
         self._df = Counter(tok for doc in corpus for tok in set(doc))
 
+    def __contains__(self, token: object) -> bool:
+        return token in self._df
+
+    @property
+    def unseen_idf(self) -> float:
+        """The IDF a word the collection lacks gets: the highest (it is the rarest)."""
+        return float(np.log(1 + (self.size + 0.5) / 0.5))
+
     def idf(self, token: str) -> float:
         """BM25 inverse document frequency of a token (0 for tokens not in the corpus)."""
         df = self._df.get(token, 0)
@@ -101,9 +108,15 @@ class Lexicon:
 def question_weights(lexicon: Lexicon, tokens: Sequence[str]) -> dict[str, float]:
     """IDF per distinct question token, frame words left out; words the collection lacks
     weigh the most (they are the rarest)."""
-    unseen = float(np.log(1 + (lexicon.size + 0.5) / 0.5))
+    unseen = lexicon.unseen_idf
     return {t: lexicon.idf(t) or unseen for t in dict.fromkeys(tokens)
             if t not in FRAME_WORDS and not _ASKING.search(t)}
+
+
+def occurs(key: str, text: str) -> bool:
+    """Does the weights key occur in (lower-cased) ``text``? A key may list alternatives
+    joined by "|" (an English word's Chinese translations, ``rag.crosslingual``)."""
+    return key in text or ("|" in key and any(a in text for a in key.split("|")))
 
 
 def coverage(text: str, weights: dict[str, float]) -> float:
@@ -111,7 +124,7 @@ def coverage(text: str, weights: dict[str, float]) -> float:
     matched as substrings, so segmentation differences don't matter."""
     total = sum(weights.values())
     text = text.lower()  # tokens are lower-cased: "AI", "5G" must match too
-    return sum(w for t, w in weights.items() if t in text) / total if total else 0.0
+    return sum(w for t, w in weights.items() if occurs(t, text)) / total if total else 0.0
 
 
 def longest_run(question: str, text: str) -> int:

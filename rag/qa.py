@@ -7,13 +7,14 @@ puts these steps together.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.cite import cite, original_chars, strip_markers
+from rag.crosslingual import has_cjk
 from rag.errors import InputError, RagError
+from rag.extract import ANSWER_TYPES
 from rag.generate import Draft, Generator, Passage, load_generator
 from rag.index import Index
 from rag.lexical import coverage, question_weights, tokenize
@@ -32,13 +33,7 @@ log = logging.getLogger("wenda.qa")
 # question with no Chinese (cross-lingual, lexical match impossible) needs this cosine instead.
 MIN_COVERAGE = 0.62
 MIN_DENSE = 0.80
-# Questions that ask for a kind of value the answer sentence must contain.
-ANSWER_TYPES = (
-    (re.compile(r"哪一?年|何年|什么年份|which year|what year"), re.compile(r"\d{2,4}\s*年|[一二〇零○]{4}年")),
-    (re.compile(r"百分之|百分比|percent|%"), re.compile(r"%|百分之")),
-    (re.compile(r"何时|什么时候|哪天|哪一天|哪几天|日期|when|what date"),
-     re.compile(r"\d{1,4}\s*[年月日号]|[一二三四五六七八九十]+[月日]|上午|下午|今年|去年")),
-)
+MIN_BRIDGED = 0.62
 _ANAPHORA = ("他", "她", "它", "其", "该", "这", "那", "此", "上述", "他们", "她们", "they", "he ",
              "she ", "it ", "its ", "their ", "his ", "her ")
 
@@ -85,7 +80,8 @@ def condense(question: str, history: Sequence[Message], generator: Generator | N
     return f"{previous[-1].strip()} {question}" if follows_up else question
 
 
-def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse_below: float | None) -> bool:
+def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse_below: float | None,
+               *, bridged: bool = False) -> bool:
     """Is there enough evidence to answer? (Else refuse without generating.)"""
     if not hits:
         return False
@@ -93,9 +89,10 @@ def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse
     for asks, needs in ANSWER_TYPES:
         if asks.search(question.lower()) and not any(needs.search(t) for t in texts):
             return False
-    if any("\u3400" <= ch <= "\u9fff" for ch in question):
+    if has_cjk(question) or bridged:
         best = max(coverage(t, weights) for t in texts)
-        return best >= (MIN_COVERAGE if refuse_below is None else refuse_below)
+        floor = MIN_BRIDGED if bridged else MIN_COVERAGE
+        return best >= (floor if refuse_below is None else refuse_below)
     return max(h.dense for h in hits) >= MIN_DENSE
 
 
@@ -131,11 +128,13 @@ class _Run:
                            else to_simplified(self.standalone))
         self.hits = retrieve(index, query, top_k, use_dense=opts.use_dense,
                              use_lexical=opts.use_lexical, rescore=opts.rescore)
-        self.weights = question_weights(index.lexicon, tokenize(self.normalized) or query.tokens)
+        self.weights = (query.weights if query.bridged
+                        else question_weights(index.lexicon, tokenize(self.normalized) or query.tokens))
         self.passages = [Passage(i + 1, h, index.normalized(h.chunk.doc_id))
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
-        self.supported = _supported(self.question, self.hits, self.weights, opts.refuse_below)
+        self.supported = _supported(self.question, self.hits, self.weights, opts.refuse_below,
+                                    bridged=query.bridged)
 
     def first_text(self) -> None:
         """Note when the asker got the first piece of the answer."""

