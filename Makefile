@@ -57,8 +57,9 @@ bench: install  ## both public benchmarks (DRCD, CMRC 2018) with the BM25 baseli
 	$(RAG) bench squad ../shared/benchmarks/drcd_dev.json --json evals/out/drcd.json --index-dir .rag-bench/drcd
 	$(RAG) bench squad ../shared/benchmarks/cmrc2018_dev.json --json evals/out/cmrc.json --index-dir .rag-bench/cmrc
 
-perf: install  ## ratios (ingest vs embedder, re-ingest, query vs embedding) + a synthetic 1M-vector index
+perf: install-local  ## ratios (ingest vs embedder, re-ingest, query vs embedding), LLM first token vs prefill, a synthetic 1M-vector index
 	nice $(PY) -m evals.perf ratios
+	nice $(PY) -m evals.perf llm
 	nice $(PY) -m evals.perf scale --n 1000000
 
 stress: install  ## longer SIGKILL-during-ingest run, then 50 clients x 30 s against rag serve on loopback
