@@ -62,6 +62,7 @@ def measure_ratios(docs: Sequence[Any], questions: Sequence[str], embedder: Any,
     from rag.generate import load_generator
     from rag.index import Index
     from rag.ingest import ingest
+    from rag.lexical import tokenize
     from rag.normalize import to_simplified
     from rag.qa import ask
 
@@ -69,6 +70,7 @@ def measure_ratios(docs: Sequence[Any], questions: Sequence[str], embedder: Any,
     _write_corpus(docs, corpus)
     embedder.embed_passages(["预热", "warm up"])
     embedder.embed_queries(["预热"])
+    tokenize("预热")  # jieba loads its dictionary once per process (~1 s), like a model: not timed
     index = Index.open(work_dir / "index", embedder)
     # the chunk texts ingest will embed, for the raw baseline: chunk once into a scratch index
     t = time.perf_counter()
