@@ -44,13 +44,18 @@ def has_cjk(text: str) -> bool:
     return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
+_ASIDE = re.compile(r"\([^)]*\)|\[[^\]]*\]|\S*\|\S*")
+_GLOSS_WORD = re.compile(r"[a-z][a-z-]*")
+_SKIP = ("CL:", "abbr.", "surname", "variant of", "old variant", "see ", "used in", "also pr.",
+         "also written", "(Tw)")
+
+
 def _clean_gloss(gloss: str) -> str | None:
-    if gloss.startswith(("CL:", "abbr.", "surname", "variant of", "old variant", "see ", "used in",
-                         "also pr.", "also written", "(Tw)")):
+    if gloss.startswith(_SKIP) or gloss.count(" ") > 3 * MAX_PHRASE:
         return None
-    gloss = re.sub(r"\([^)]*\)|\[[^\]]*\]|\S*\|\S*", " ", gloss).lower()
-    gloss = re.sub(r"^(?:to|a|an|the) ", "", gloss.strip())
-    words = re.findall(r"[a-z][a-z-]*", gloss)
+    words = _GLOSS_WORD.findall(_ASIDE.sub(" ", gloss).lower())
+    if words and words[0] in ("to", "a", "an", "the"):
+        words = words[1:]
     return " ".join(words) if 0 < len(words) <= MAX_PHRASE else None
 
 
