@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
+from rag.crosslingual import has_cjk
 from rag.documents import Document
 from rag.index import Index
 from rag.ingest import ingest
@@ -354,6 +355,22 @@ def test_a_change_by_another_process_is_picked_up(client: TestClient, seed_index
     ingest(other, [Document.from_text("外部", UPLOAD.decode())])
     assert "外部" in doc_ids(client)
     assert client.get("/health").json()["index"]["documents"] == 3
+
+
+def test_startup_asks_once_in_each_language_before_serving(monkeypatch: pytest.MonkeyPatch,
+                                                           seed_index: Index) -> None:
+    """Lazily loaded resources (dictionaries, the embedder's first run) load at startup, once,
+    not in each of the first concurrent requests' threads."""
+    import rag.qa
+
+    asked: list[str] = []
+    real_ask = rag.qa.ask
+    monkeypatch.setattr(rag.qa, "ask", lambda index, q, **kw: asked.append(q) or real_ask(index, q, **kw))
+    app = create_app(Settings(index_dir=seed_index.directory, generator="extractive"), index=seed_index)
+    assert asked == []
+    with TestClient(app):
+        assert len(asked) == 2
+        assert any(has_cjk(q) for q in asked) and any(not has_cjk(q) for q in asked)
 
 
 def test_rag_serve_keeps_idle_connections_longer_than_clients_do(monkeypatch: pytest.MonkeyPatch,
