@@ -128,7 +128,8 @@ class _Run:
                            else to_simplified(self.standalone))
         self.hits = retrieve(index, query, top_k, use_dense=opts.use_dense,
                              use_lexical=opts.use_lexical, rescore=opts.rescore)
-        self.weights = (query.weights if query.bridged
+        # the asked question's own words weigh (not the history a follow-up was expanded with)
+        self.weights = (query.weights if query.bridged or self.standalone == self.question
                         else question_weights(index.lexicon, tokenize(self.normalized) or query.tokens))
         self.passages = [Passage(i + 1, h, index.normalized(h.chunk.doc_id))
                          for i, h in enumerate(self.hits)]
