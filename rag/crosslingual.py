@@ -116,27 +116,33 @@ def _valid_syllables() -> frozenset[str]:
     return frozenset(s for rs in _dictionary()[1].values() for s in rs if s.isalpha())
 
 
-def _find_name(letters: str, text: str) -> set[str]:
-    """Chinese strings of two or more characters in ``text`` whose pinyin spells ``letters``."""
+def _readable_at(text: str) -> dict[str, list[int]]:
+    """Where in ``text`` each pinyin syllable can be read."""
     readings = _dictionary()[1]
     starts: dict[str, list[int]] = defaultdict(list)
+    for i, ch in enumerate(text):
+        for s in readings.get(ch, ()):
+            starts[s].append(i)
+    return starts
+
+
+def _find_name(letters: str, text: str, starts: dict[str, list[int]]) -> set[str]:
+    """Chinese strings of two or more characters in ``text`` whose pinyin spells ``letters``
+    (``starts``: ``_readable_at(text)``)."""
+    readings = _dictionary()[1]
     found: set[str] = set()
     for cut in _syllables(letters, _valid_syllables()):
-        if len(cut) < 2:
-            continue
-        if not starts:  # where each syllable can be read, computed once per call
-            for i, ch in enumerate(text):
-                for s in readings.get(ch, ()):
-                    starts[s].append(i)
-        found.update(text[i:i + len(cut)] for i in starts.get(cut[0], ())
-                     if all(s in readings.get(text[i + j], ()) for j, s in enumerate(cut) if j)
-                     and i + len(cut) <= len(text))
+        if len(cut) >= 2:
+            found.update(text[i:i + len(cut)] for i in starts.get(cut[0], ())
+                         if i + len(cut) <= len(text)
+                         and all(s in readings.get(text[i + j], ()) for j, s in enumerate(cut) if j))
     return found
 
 
 def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[str], bool]]:
     """Each English word or name as (Chinese alternatives, does the collection know them)."""
     glosses = _dictionary()[0]
+    starts: dict[str, list[int]] = {}
     words = [w.removesuffix("'s") for w in _WORD.findall(question.replace("–", " ").replace("—", " "))]
     i = 0
     while i < len(words):
@@ -146,7 +152,10 @@ def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[st
             run += 1
         for size in range(run, 0, -1):
             letters = "".join(words[i:i + size]).lower()
-            if words[i].lower() not in _STOP and (names := _find_name(letters, text)):
+            if words[i].lower() in _STOP:
+                continue
+            starts = starts or _readable_at(text)
+            if names := _find_name(letters, text, starts):
                 yield names, True
                 i += size
                 break
