@@ -44,9 +44,10 @@ DEFAULT_CONFIGS: list[dict[str, Any]] = [
     {"name": "use", "embedder": "use"},
     {"name": "e5 top3", "embedder": "e5", "top_k": 3},
     {"name": "e5 top10", "embedder": "e5", "top_k": 10},
-    {"name": "e5 bm25-only", "embedder": "e5", "use_dense": False},  # needs ask(use_dense=)
-    {"name": "e5 dense-only", "embedder": "e5", "use_lexical": False},  # needs ask(use_lexical=)
-    {"name": "e5 rerank", "embedder": "e5", "rerank": True},  # needs ask(rerank=)
+    {"name": "e5 bm25-only", "embedder": "e5", "use_dense": False},
+    {"name": "e5 dense-only", "embedder": "e5", "use_lexical": False},
+    # the re-ranking stage (top 10 re-scored by coverage and verbatim run) switched off
+    {"name": "e5 no-rerank", "embedder": "e5", "rescore": False},
     # LLM generators side by side with the extractive rows above, for each installed model
     *({"name": f"e5 local {m}", "embedder": "e5", "generator": f"local:{m}"}
       for m in ("qwen-0.5b", "qwen-1.5b") if local_available(m)),
