@@ -144,3 +144,12 @@ def test_compare_runs_each_config_and_flags_unknown_knobs(seed_index: Index,
     for name in ("compare.json", "compare.md", "compare.png"):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
     assert "(ignored: no_such_knob)" in (tmp_path / "cmp" / "compare.md").read_text("utf-8")
+
+
+def test_every_default_configuration_reaches_ask() -> None:
+    """A knob ``ask`` lacks would make a compare row that silently equals the baseline."""
+    from evals.harness import DEFAULT_CONFIGS, _split_config
+
+    assert {c["name"] for c in DEFAULT_CONFIGS} >= {"e5", "use", "e5 bm25-only", "e5 no-rerank"}
+    for config in DEFAULT_CONFIGS:
+        assert _split_config(config)[1] == [], config["name"]
