@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     seeds_dir: Path = Path("seeds")
     embedder: str = Field("e5", min_length=1)  # "e5" | "use" | "hash" | a sentence-transformers folder
     top_k: int = Field(5, ge=1)
-    max_top_k: int = Field(50, ge=1)
+    max_top_k: int = Field(50, ge=1, le=50)  # retrieval takes 50 candidates per path
     max_question_chars: int = Field(2000, ge=1)
     chunk_size: int = Field(240, ge=20)
     chunk_overlap: int = Field(1, ge=0)  # sentences carried over between chunks

@@ -22,6 +22,7 @@ def test_defaults_are_valid() -> None:
     ({"RAG_TOP_K": "80"}, "RAG_TOP_K=80 is above RAG_MAX_TOP_K=50"),
     ({"RAG_TOP_K": "9", "RAG_MAX_TOP_K": "8"}, "RAG_TOP_K=9 is above RAG_MAX_TOP_K=8"),
     ({"RAG_TOP_K": "0"}, "RAG_TOP_K"),
+    ({"RAG_MAX_TOP_K": "80"}, "RAG_MAX_TOP_K"),  # retrieval has 50 candidates per path
     ({"RAG_MAX_QUESTION_CHARS": "-1"}, "RAG_MAX_QUESTION_CHARS"),
     ({"RAG_CHUNK_SIZE": "5"}, "RAG_CHUNK_SIZE"),
     ({"RAG_CHUNK_OVERLAP": "-1"}, "RAG_CHUNK_OVERLAP"),
