@@ -59,6 +59,9 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
     wants = [needs for asks, needs in ANSWER_TYPES if asks.search(question.lower())]
     names = [t for t in weights if len(t) >= 2] if _ASKS_ROLE.search(question) else []
     core = question.rstrip("?？。!！ ")
+    # an English question bridged to Chinese alternatives (rag.crosslingual) has no verbatim
+    # run; the longest stretch of matched alternatives plays its part
+    bridged = sum(max(map(len, k.split("|"))) for k in weights) if any("|" in k for k in weights) else 0
     out = []
     for p in passages:
         base = p.hit.chunk.nstart
@@ -68,7 +71,9 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
                 continue
             cov = coverage(text, weights)
             score = cov + RANK_PRIOR * p.hit.score
-            if core:
+            if bridged:
+                score += RUN_BONUS * _matched_run(text, weights) / bridged
+            elif core:
                 score += RUN_BONUS * longest_run(core, text) / len(core)
             if any(needs.search(text) for needs in wants):
                 score += TYPE_BONUS
@@ -79,6 +84,22 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
             out.append(Sentence(p.n, base + a, base + b, text, score, cov))
     out.sort(key=lambda s: -s.score)
     return out
+
+
+def _matched_run(text: str, weights: dict[str, float]) -> int:
+    """Length of the longest stretch of ``text`` covered by occurrences of weighted words."""
+    covered = [False] * len(text)
+    for key in weights:
+        for word in key.split("|"):
+            at = text.find(word)
+            while at >= 0:
+                covered[at:at + len(word)] = [True] * len(word)
+                at = text.find(word, at + 1)
+    best = run = 0
+    for c in covered:
+        run = run + 1 if c else 0
+        best = max(best, run)
+    return best
 
 
 def _neighbour(sentence: Sentence, passages: Sequence[Passage], step: int) -> Sentence | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.crosslingual import _syllables, _valid_syllables, bridge, has_cjk
+from rag.extract import _matched_run
 from rag.index import Index
 from rag.lexical import Lexicon, coverage, tokenize
 from rag.qa import ask
@@ -62,3 +63,17 @@ def test_an_english_question_retrieves_and_answers_from_chinese(seed_index: Inde
 
 def test_chinese_questions_are_not_bridged(seed_index: Index) -> None:
     assert not make_query(seed_index, "西咸新区党工委书记是谁?").bridged
+
+
+def test_matched_words_in_a_row_are_measured() -> None:
+    weights = {"书记|秘书": 1.0, "西咸": 1.0, "新区": 1.0, "工委": 1.0}
+    assert _matched_run("西咸新区党工委书记杨仁华", weights) == 4  # 西咸新区; 党 is not matched
+    assert _matched_run("咸阳市委副书记郭柱国", weights) == 2
+
+
+@pytest.mark.integration
+def test_the_sentence_where_the_translations_stand_together_wins(real_index: Index) -> None:
+    # 副书记 in one sentence, 党工委委员 in another: only 西咸新区党工委书记杨仁华 has them in a row
+    answer = ask(real_index, "Who is the Party Secretary of the Xixian New Area Party Working "
+                             "Committee?")
+    assert not answer.refused and "杨仁华" in answer.answer.split("[")[0]
