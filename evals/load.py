@@ -35,7 +35,8 @@ def gold_questions(path: Path = ROOT / "evals" / "gold" / "seeds.jsonl") -> list
             if line.strip()]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -45,7 +46,7 @@ def _free_port() -> int:
 @contextmanager
 def serve(index_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 600) -> Iterator[str]:
     """``rag serve`` on a free loopback port; yields its base URL once ``/health`` answers."""
-    port = _free_port()
+    port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     full_env.update({"RAG_INDEX_DIR": str(index_dir), "RAG_GENERATOR": "extractive", **(env or {})})
     log = open(index_dir.parent / "serve.log", "wb")  # noqa: SIM115 - closed below

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
+from rag.config import Settings
 from rag.documents import load_documents
 from rag.index import Index
 from rag.ingest import ingest
+from server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -70,3 +74,20 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
     index = Index.open(tmp_path_factory.mktemp("real") / "index", load_embedder("e5"))
     ingest(index, load_documents([SEEDS]))
     return index
+
+
+@pytest.fixture
+def make_client(seed_index: Index) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(**settings)``: the app around ``seed_index``, started (lifespan run)."""
+    opened: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        settings = Settings(**{"index_dir": seed_index.directory, "generator": "extractive", **overrides})
+        client = TestClient(create_app(settings, index=seed_index))
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)

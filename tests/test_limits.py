@@ -22,10 +22,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.config import Settings
 from rag.index import Index
 from rag.prompts import PROMPTS_DIR
-from server.app import create_app
 from server.ratelimit import TokenBuckets
 
 KEY, LLM_KEY = "s3cret-api-key-7f3a", "sk-llm-key-91c2"
@@ -42,20 +40,9 @@ def _zip_bomb() -> bytes:
 
 
 @pytest.fixture
-def make_client(seed_index: Index) -> Iterator[Callable[..., TestClient]]:
-    opened: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        base: dict[str, Any] = {"index_dir": seed_index.directory, "generator": "extractive",
-                                "api_key": KEY, "llm_api_key": LLM_KEY, **overrides}
-        client = TestClient(create_app(Settings(**base), index=seed_index))
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
+def make_client(make_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """conftest's ``make_client`` with an API key and an LLM key set (neither may leak)."""
+    return lambda **overrides: make_client(**{"api_key": KEY, "llm_api_key": LLM_KEY, **overrides})
 
 
 def state_of(index: Index) -> tuple[str, int, list[str]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from evals.load import free_port
 from rag.errors import InputError, ModelError
 from rag.generate import load_generator
 from rag.grounding import normalize_markers
@@ -186,8 +187,6 @@ def test_load_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def wenda_v1(seed_index: Index) -> Iterator[str]:
     """``rag serve``'s app with the extractive generator on a real socket; yields the /v1 URL."""
-    import socket
-
     import uvicorn
 
     from rag.config import Settings
@@ -196,9 +195,7 @@ def wenda_v1(seed_index: Index) -> Iterator[str]:
 
     app = create_app(Settings(index_dir=seed_index.directory, generator="extractive"),
                      index=seed_index, generator=Extractive())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -221,11 +218,7 @@ def test_openai_llm_streams_from_a_real_server(wenda_v1: str, seed_index: Index)
 
 
 def test_openai_llm_unreachable_server_is_a_model_error() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     llm = OpenAILLM(f"http://127.0.0.1:{port}/v1", "nobody", api_key="k")
     with pytest.raises(ModelError, match="openai:nobody"):
         list(llm._chat([{"role": "user", "content": "hi"}], 8))

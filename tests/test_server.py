@@ -4,13 +4,8 @@ one integration test runs ``rag serve`` as a subprocess and talks to it with the
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +26,6 @@ QUESTION = "秦创原量子信息科技联合创新中心聚焦哪些领域?"
 UPLOAD = "福建海峡实验室位于福州市仓山区，主要研究海洋信息技术。实验室成立于二〇二三年三月。\n".encode()
 
 MakeClient = Callable[..., TestClient]
-
-
-@pytest.fixture
-def make_client(seed_index: Index) -> Iterator[MakeClient]:
-    """``make_client(**settings)``: the app around ``seed_index``, started (lifespan run)."""
-    opened: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        settings = Settings(index_dir=seed_index.directory, generator="extractive", **overrides)
-        client = TestClient(create_app(settings, index=seed_index))
-        client.__enter__()
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -429,41 +407,13 @@ def test_convert_switches_script(client: TestClient) -> None:
 
 
 # ---- the real thing: `rag serve` in a subprocess, the official openai client ---------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for_health(base: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"rag serve exited with {proc.returncode}")
-        try:
-            r = httpx.get(f"{base}/health", timeout=2)
-            if r.status_code == 200:
-                body: dict[str, Any] = r.json()
-                return body
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"rag serve did not answer /health within {timeout} s")
-
-
 @pytest.mark.integration
 def test_rag_serve_with_the_openai_client(tmp_path: Path) -> None:
     openai = pytest.importorskip("openai")
-    port = free_port()
-    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_EMBEDDER": "e5"}
-    env.pop("RAG_API_KEY", None)
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        health = wait_for_health(base, proc)
+    from evals.load import serve
+
+    with serve(tmp_path / "index", env={"RAG_EMBEDDER": "e5"}, timeout=180) as base:
+        health = httpx.get(f"{base}/health").json()
         assert health["index"]["documents"] == 2 and health["index"]["embedder"] == "e5"
         oa = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
         assert [m.id for m in oa.models.list()] == ["wenda"]
@@ -485,12 +435,4 @@ def test_rag_serve_with_the_openai_client(tmp_path: Path) -> None:
         bad = httpx.post(f"{base}/ask", json={"question": ""})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_input"
         assert "/v1/chat/completions" in httpx.get(f"{base}/").text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
     assert (tmp_path / "index" / "docstore.sqlite").exists()
