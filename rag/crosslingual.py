@@ -23,11 +23,10 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 
-from rag.lexical import Lexicon
+from rag.lexical import ALTERNATIVE, Lexicon
 
-__all__ = ["ALTERNATIVE", "bridge", "has_cjk"]
+__all__ = ["bridge"]
 
-ALTERNATIVE = "|"  # joins the Chinese alternatives of one English word in a weights key
 MAX_PHRASE = 4  # words in the longest gloss looked up
 _ENTRY = re.compile(r"^\S+ (\S+) \[([^\]]*)\] /(.*)/\s*$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]*|\d+(?:\.\d+)?")
@@ -39,10 +38,6 @@ _STOP = frozenset(
     "would will shall should can could may might must according report reports reported "
     "say says said tell told mention mentioned name named called there here than then so "
     "not no yes also only just very more most one like during".split())
-
-
-def has_cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 _ASIDE = re.compile(r"\([^)]*\)|\[[^\]]*\]|\S*\|\S*")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rag.chunk import split_sentences
 from rag.generate import Draft, Evidence, Passage
-from rag.lexical import coverage, longest_run, occurs
+from rag.lexical import ALTERNATIVE, coverage, longest_run, occurs
 from rag.span import short_span
 
 __all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "rank_sentences"]
@@ -61,7 +61,8 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
     core = question.rstrip("?？。!！ ")
     # an English question bridged to Chinese alternatives (rag.crosslingual) has no verbatim
     # run; the longest stretch of matched alternatives plays its part
-    bridged = sum(max(map(len, k.split("|"))) for k in weights) if any("|" in k for k in weights) else 0
+    bridged = (sum(max(map(len, k.split(ALTERNATIVE))) for k in weights)
+               if any(ALTERNATIVE in k for k in weights) else 0)
     out = []
     for p in passages:
         base = p.hit.chunk.nstart
@@ -90,7 +91,7 @@ def _matched_run(text: str, weights: dict[str, float]) -> int:
     """Length of the longest stretch of ``text`` covered by occurrences of weighted words."""
     covered = [False] * len(text)
     for key in weights:
-        for word in key.split("|"):
+        for word in key.split(ALTERNATIVE):
             at = text.find(word)
             while at >= 0:
                 covered[at:at + len(word)] = [True] * len(word)

@@ -15,9 +15,12 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ("FRAME_WORDS STOPWORDS Lexicon coverage longest_run occurs question_weights "
+__all__ = ("ALTERNATIVE FRAME_WORDS STOPWORDS Lexicon coverage longest_run occurs question_weights "
            "tokenize").split()
 
+# Joins the alternatives of one weights key: an English word's Chinese translations
+# ("书记|秘书", rag.crosslingual); ``occurs`` and ``coverage`` count the key once if any occurs.
+ALTERNATIVE = "|"
 STOPWORDS = frozenset(
     "的 了 和 与 及 或 在 是 为 将 于 对 把 被 等 也 都 而 并 其 之 以 从 "
     "向 由 中 上 下 这 那 哪 哪些 什么 怎么 怎样 如何 多少 几 谁 何 吗 呢 "
@@ -115,8 +118,8 @@ def question_weights(lexicon: Lexicon, tokens: Sequence[str]) -> dict[str, float
 
 def occurs(key: str, text: str) -> bool:
     """Does the weights key occur in (lower-cased) ``text``? A key may list alternatives
-    joined by "|" (an English word's Chinese translations, ``rag.crosslingual``)."""
-    return key in text or ("|" in key and any(a in text for a in key.split("|")))
+    joined by ``ALTERNATIVE``."""
+    return key in text or (ALTERNATIVE in key and any(a in text for a in key.split(ALTERNATIVE)))
 
 
 def coverage(text: str, weights: dict[str, float]) -> float:

@@ -31,6 +31,7 @@ __all__ = [
     "PINYIN",
     "VARIANTS",
     "Normalized",
+    "has_cjk",
     "is_traditional",
     "normalize",
     "to_simplified",
@@ -163,6 +164,11 @@ def to_simplified(text: str) -> str:
 
 def to_traditional(text: str) -> str:
     return str(_s2t().convert(_no_surrogates(text)))
+
+
+def has_cjk(text: str) -> bool:
+    """Does ``text`` hold a Chinese character (CJK Unified Ideographs and Extension A)?"""
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 def is_traditional(text: str) -> bool:

@@ -40,8 +40,8 @@ def render(name: str, lang: str = "zh-Hans", **variables: str) -> str:
 
 def language_of(question: str) -> str:
     """``zh-Hant`` / ``zh-Hans`` for Chinese questions (by script), else ``en``."""
-    from rag.normalize import is_traditional
+    from rag.normalize import has_cjk, is_traditional
 
-    if not any("\u3400" <= ch <= "\u9fff" for ch in question):
+    if not has_cjk(question):
         return "en"
     return "zh-Hant" if is_traditional(question) else "zh-Hans"

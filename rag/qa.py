@@ -12,13 +12,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.cite import cite, original_chars, strip_markers
-from rag.crosslingual import has_cjk
 from rag.errors import InputError, RagError
 from rag.extract import ANSWER_TYPES
 from rag.generate import Draft, Generator, Passage, load_generator
 from rag.index import Index
 from rag.lexical import coverage, question_weights, tokenize
-from rag.normalize import is_traditional, to_simplified, to_traditional
+from rag.normalize import has_cjk, is_traditional, to_simplified, to_traditional
 from rag.prompts import language_of, render
 from rag.retrieve import Hit, make_query, retrieve
 from rag.schema import Answer, Message

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.chunk import Chunk
-from rag.crosslingual import ALTERNATIVE, bridge, has_cjk
+from rag.crosslingual import bridge
 from rag.index import Index
-from rag.lexical import coverage, longest_run, question_weights, tokenize
+from rag.lexical import ALTERNATIVE, coverage, longest_run, question_weights, tokenize
+from rag.normalize import has_cjk
 
 __all__ = ["COVERAGE_WEIGHT", "DENSE_WEIGHT", "RUN_WEIGHT", "Hit", "Query", "make_query", "retrieve"]
 

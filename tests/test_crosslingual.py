@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rag.crosslingual import _syllables, _valid_syllables, bridge, has_cjk
+from rag.crosslingual import _syllables, _valid_syllables, bridge
 from rag.extract import _matched_run
 from rag.index import Index
 from rag.lexical import Lexicon, coverage, tokenize
+from rag.normalize import has_cjk
 from rag.qa import ask
 from rag.retrieve import make_query
 

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
-from rag.crosslingual import has_cjk
 from rag.documents import Document
 from rag.index import Index
 from rag.ingest import ingest
+from rag.normalize import has_cjk
 from rag.schema import Answer
 from server.app import create_app
 
