@@ -28,11 +28,11 @@ __all__ = ["MIN_COVERAGE", "MIN_DENSE", "ask", "condense", "stream_ask"]
 log = logging.getLogger("wenda.qa")
 
 # Refusal thresholds, calibrated on evals/gold/seeds.jsonl (README, "Refusals"): a Chinese
-# question is answered when the best passage holds this share of its IDF-weighted terms; a
-# question with no Chinese (cross-lingual, lexical match impossible) needs this cosine instead.
+# question, or an English one bridged to Chinese words (rag.crosslingual), is answered when the
+# best passage holds this share of its IDF-weighted terms; any other question with no Chinese
+# (lexical match impossible) needs this cosine instead.
 MIN_COVERAGE = 0.62
 MIN_DENSE = 0.80
-MIN_BRIDGED = 0.62
 _ANAPHORA = ("他", "她", "它", "其", "该", "这", "那", "此", "上述", "他们", "她们", "they", "he ",
              "she ", "it ", "its ", "their ", "his ", "her ")
 
@@ -90,8 +90,7 @@ def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse
             return False
     if has_cjk(question) or bridged:
         best = max(coverage(t, weights) for t in texts)
-        floor = MIN_BRIDGED if bridged else MIN_COVERAGE
-        return best >= (floor if refuse_below is None else refuse_below)
+        return best >= (MIN_COVERAGE if refuse_below is None else refuse_below)
     return max(h.dense for h in hits) >= MIN_DENSE
 
 

@@ -44,6 +44,7 @@ class Query:
     vector: np.ndarray
     weights: dict[str, float] = field(default_factory=dict)
     bridged: bool = False  # weights are Chinese alternatives for a question in another language
+    dense: list[tuple[int, float]] | None = None  # the dense candidates, if already searched
 
 
 @dataclass(frozen=True)
@@ -60,20 +61,26 @@ def make_query(index: Index, normalized_question: str) -> Query:
     Chinese is bridged (``rag.crosslingual``): its weights are groups of Chinese alternatives
     and its BM25 tokens are theirs."""
     vector = index.embedder.embed_queries([normalized_question])[0]
-    tokens = tokenize(normalized_question)
+    dense = None
     if not has_cjk(normalized_question) and len(index):
-        candidates = [index.chunks[i].text for i, _ in index.dense_search(vector, POOL)]
+        dense = index.dense_search(vector, POOL)  # retrieve reuses these candidates
+        candidates = [index.chunks[i].text for i, _ in dense]
         if has_cjk("".join(candidates)) and (weights := bridge(normalized_question, index.lexicon,
                                                                candidates)):
             tokens = [t for key in weights for a in key.split(ALTERNATIVE) for t in tokenize(a)]
-            return Query(normalized_question, tokens, vector, weights, bridged=True)
-    return Query(normalized_question, tokens, vector, question_weights(index.lexicon, tokens))
+            return Query(normalized_question, tokens, vector, weights, bridged=True, dense=dense)
+    tokens = tokenize(normalized_question)
+    return Query(normalized_question, tokens, vector, question_weights(index.lexicon, tokens),
+                 dense=dense)
 
 
 def retrieve(index: Index, query: Query, k: int, *, use_dense: bool = True,
              use_lexical: bool = True, rescore: bool = True) -> list[Hit]:
     """The ``k`` best chunks for ``query``, best first."""
-    dense = dict(index.dense_search(query.vector, POOL)) if use_dense else {}
+    if use_dense:
+        dense = dict(query.dense if query.dense is not None else index.dense_search(query.vector, POOL))
+    else:
+        dense = {}
     lexical = dict(index.lexical_search(query.tokens, POOL)) if use_lexical else {}
     ids = list(dense.keys() | lexical.keys())
     if not ids:
