@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 
 import numpy as np
 
-__all__ = ("ALTERNATIVE FRAME_WORDS STOPWORDS Lexicon coverage longest_run occurs question_weights "
-           "tokenize").split()
+__all__ = ("ALTERNATIVE FRAME_WORDS STOPWORDS Lexicon Weights answer_slot coverage longest_run occurs "
+           "question_weights tokenize").split()
 
 # Joins the alternatives of one weights key: an English word's Chinese translations
 # ("书记|秘书", rag.crosslingual); ``occurs`` and ``coverage`` count the key once if any occurs.
@@ -36,10 +36,12 @@ FRAME_WORDS = frozenset(
     "几所 几次 第几 哪一 哪个 哪位 哪家 哪项 哪种 具体 主要 内容 方面 哪些方面 包括 有关 相关 "
     "分别是 是否 认为 根据 文中 文档 据 所说 说 讲 谈到 指出 强调 "
     # function words a paraphrase drops or swaps
-    "一个 一种 一位 一项 一次 之一 后 前 时 至 所 会 到 可 可以 能 能够 只有 已经 如果 那么 以及 "
+    "一个 一种 一位 一项 一次 之一 外 后 前 时 至 所 会 到 可 可以 能 能够 只有 已经 如果 那么 以及 "
     "还 仍 仍然 约 大约 将近 现在 以前 当时 目前 曾 曾经 让 使 由于 因为 所以 但 但是 虽然 而且 "
-    "并且 或者 还是 就是 就 才 又 再 更 最 很 非常 一直 时候 期间 当中 其中 以来 通过 进行 "
-    "被称为 称之为 指的是 指 是指 所谓 来说 而言".split()
+    "并且 或者 还是 既 又 就是 就 才 又 再 更 最 很 非常 一直 时候 期间 当中 其中 以来 通过 进行 "
+    "被称为 称之为 指的是 指 是指 所谓 来说 而言 "
+    # pronouns (what they point to is named elsewhere), modal and reporting verbs
+    "它 他 她 它们 他们 她们 我们 你们 之间 关系 要 需要 应 应该 希望 打算".split()
 )
 # Any token holding an interrogative asks rather than names (哪一年, 何时, 哪场, 有何, 几日).
 _ASKING = re.compile(r"哪|何(?:时|年|地|处|人|种|者|以|在)|^有何|谁|什么|多少|^几|怎|吗$|呢$")
@@ -108,12 +110,64 @@ class Lexicon:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
 
 
-def question_weights(lexicon: Lexicon, tokens: Sequence[str]) -> dict[str, float]:
+_DETERMINER = re.compile(r"^(?:哪(?!里|儿)|什么|怎样|怎么样|何种|几)")
+_ASPECT = (["了"], ["过"], ["着"])
+_COUNTED = re.compile(r"^[一二三四五六七八九十两几]+[个位家份所项种条名座篇次届批]$")
+
+
+def answer_slot(question: str) -> set[str]:
+    """The words of ``question`` that ask or name the kind of answer: the interrogatives, the
+    noun right after one (哪份**文件**, 怎样的**平台**, 哪**两位**, 哪五家**国家级**新区) and the
+    noun before 有哪 (**高校**有哪几所). A passage that answers fills the slot instead of
+    repeating it. A word followed by 了/过/着 is a verb, not the noun asked for.
+
+    >>> sorted(answer_slot("西安本地高校有哪几所?"))
+    ['几所', '哪', '高校']
+    """
+    words = [w for w in _jieba().cut(question) if _WORD.search(w)]
+    slot: set[str] = set()
+    for i, w in enumerate(words):
+        if not _ASKING.search(w):
+            continue
+        slot.add(w)
+        if i >= 2 and words[i - 1] == "有" and w.startswith("哪"):
+            slot.add(words[i - 2])
+        if not _DETERMINER.match(w):
+            continue
+        j = i + 1 + (i + 1 < len(words) and words[i + 1] == "的")
+        while j < len(words) and words[j] not in STOPWORDS and words[j + 1:j + 2] not in _ASPECT:
+            slot.add(words[j])
+            if not _COUNTED.match(words[j]):
+                break
+            j += 1
+    return slot
+
+
+class Weights(dict[str, float]):
+    """A question's words and their weights; ``slot`` holds the words that name the kind of
+    answer (``answer_slot``): they count when a passage has them and never against it."""
+
+    def __init__(self, weights: dict[str, float], slot: Collection[str] = ()) -> None:
+        super().__init__(weights)
+        self.slot = frozenset(slot)
+
+
+def question_weights(lexicon: Lexicon, tokens: Sequence[str], question: str = "") -> Weights:
     """IDF per distinct question token, frame words left out; words the collection lacks
-    weigh the most (they are the rarest)."""
+    weigh the most (they are the rarest). The tokens in the answer slot of ``question`` are
+    the weights' ``slot``."""
     unseen = lexicon.unseen_idf
-    return {t: lexicon.idf(t) or unseen for t in dict.fromkeys(tokens)
-            if t not in FRAME_WORDS and not _ASKING.search(t)}
+    slot = answer_slot(question) if question else set()
+    weights = {t: lexicon.idf(t) or unseen for t in dict.fromkeys(tokens)
+               if not _framing(t) and not _ASKING.search(t)}
+    return Weights(weights, slot={t for t in weights if any(t in w for w in slot)})
+
+
+def _framing(token: str) -> bool:
+    """A frame word, or a piece jieba glued from such characters that is no word of its own
+    (时要 = 时 + 要; 之前 is a word and stays)."""
+    return token in FRAME_WORDS or (token not in _jieba().dt.FREQ
+                                    and all(c in FRAME_WORDS or c in STOPWORDS for c in token))
 
 
 def occurs(key: str, text: str) -> bool:
@@ -125,9 +179,11 @@ def occurs(key: str, text: str) -> bool:
 def coverage(text: str, weights: dict[str, float]) -> float:
     """Share of the question's token weight whose tokens occur in ``text`` (0..1); tokens are
     matched as substrings, so segmentation differences don't matter."""
-    total = sum(weights.values())
     text = text.lower()  # tokens are lower-cased: "AI", "5G" must match too
-    return sum(w for t, w in weights.items() if occurs(t, text)) / total if total else 0.0
+    slot = weights.slot if isinstance(weights, Weights) else frozenset()
+    found = {t for t in weights if occurs(t, text)}
+    total = sum(w for t, w in weights.items() if t in found or t not in slot)
+    return sum(weights[t] for t in found) / total if total else 0.0
 
 
 def longest_run(question: str, text: str) -> int:

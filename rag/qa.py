@@ -7,6 +7,7 @@ puts these steps together.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,22 @@ def condense(question: str, history: Sequence[Message], generator: Generator | N
     return f"{previous[-1].strip()} {question}" if follows_up else question
 
 
+_DIGIT = {c: str(i) for i, c in enumerate("一二三四五六七八九", start=1)}
+_DIGIT |= {d: c for c, d in _DIGIT.items()}  # 一 ↔ 1
+_ORDINAL = re.compile(r"(?:首|第([一二三四五六七八九十百零〇两]+|\d+))([届次批期轮])")
+
+
+def _ordinals(question: str) -> list[re.Pattern[str]]:
+    """The ordinals a question names (首届, 第十次), each as the forms a passage may write it
+    in: "the first meeting" is not answered by a passage about the ninth."""
+    out = []
+    for m in _ORDINAL.finditer(question):
+        num, unit = m.group(1) or "一", m.group(2)
+        forms = {f"第{num}", f"第{_DIGIT.get(num, num)}"} | ({"首"} if num in ("一", "1") else set())
+        out.append(re.compile(f"(?:{'|'.join(sorted(forms))}){unit}"))
+    return out
+
+
 def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse_below: float | None,
                *, bridged: bool = False) -> bool:
     """Is there enough evidence to answer? (Else refuse without generating.)"""
@@ -88,6 +105,8 @@ def _supported(question: str, hits: list[Hit], weights: dict[str, float], refuse
     for asks, needs in ANSWER_TYPES:
         if asks.search(question.lower()) and not any(needs.search(t) for t in texts):
             return False
+    if not all(any(o.search(t) for t in texts) for o in _ordinals(to_simplified(question))):
+        return False
     if has_cjk(question) or bridged:
         best = max(coverage(t, weights) for t in texts)
         return best >= (MIN_COVERAGE if refuse_below is None else refuse_below)
@@ -126,9 +145,11 @@ class _Run:
                            else to_simplified(self.standalone))
         self.hits = retrieve(index, query, top_k, use_dense=opts.use_dense,
                              use_lexical=opts.use_lexical, rescore=opts.rescore)
-        # the asked question's own words weigh (not the history a follow-up was expanded with)
-        self.weights = (query.weights if query.bridged or self.standalone == self.question
-                        else question_weights(index.lexicon, tokenize(self.normalized) or query.tokens))
+        # the asked question's own words weigh (not the history a follow-up was expanded with),
+        # unless it has none of its own ("那他的职务呢?")
+        own = (question_weights(index.lexicon, tokenize(self.normalized), self.normalized)
+               if self.standalone != self.question and not query.bridged else None)
+        self.weights = own or query.weights
         self.passages = [Passage(i + 1, h, index.normalized(h.chunk.doc_id))
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}

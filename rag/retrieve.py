@@ -70,8 +70,8 @@ def make_query(index: Index, normalized_question: str) -> Query:
             tokens = [t for key in weights for a in key.split(ALTERNATIVE) for t in tokenize(a)]
             return Query(normalized_question, tokens, vector, weights, bridged=True, dense=dense)
     tokens = tokenize(normalized_question)
-    return Query(normalized_question, tokens, vector, question_weights(index.lexicon, tokens),
-                 dense=dense)
+    return Query(normalized_question, tokens, vector,
+                 question_weights(index.lexicon, tokens, normalized_question), dense=dense)
 
 
 def retrieve(index: Index, query: Query, k: int, *, use_dense: bool = True,

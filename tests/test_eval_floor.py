@@ -15,8 +15,9 @@ from rag.index import Index
 
 GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "seeds.jsonl"
 FLOORS = {
-    "accuracy": 0.82,  # measured 0.832 (English questions bridged through CC-CEDICT)
-    "refusal_recall": 0.86,  # measured 0.867 (13 of 15 unanswerable refused)
+    "accuracy": 0.92,  # measured 0.937 (answer slot, frame words, ordinals)
+    "refusal_recall": 0.93,  # measured 0.933 (14 of 15 unanswerable refused)
+    "refusal_precision": 0.93,  # measured 0.933 (1 answerable question refused)
     "hit@5": 0.94,  # measured 0.950
 }
 
@@ -24,8 +25,7 @@ FLOORS = {
 @pytest.mark.integration
 def test_seeds_gold_set_stays_above_its_floor(real_index: Index, tmp_path: Path) -> None:
     summary = run_gold(real_index, GOLD, out_json=tmp_path / "seeds.json")
-    got = {"accuracy": summary["accuracy"], "refusal_recall": summary["refusal_recall"],
-           "hit@5": summary["hit@5"]}
+    got = {k: summary[k] for k in FLOORS}
     assert not summary["errors"]
     low = {k: v for k, v in got.items() if v is None or v < FLOORS[k]}
     assert not low, f"below the floor: {low} (floors {FLOORS})"

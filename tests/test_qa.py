@@ -119,3 +119,10 @@ def test_real_model_done_means(real_index) -> None:  # type: ignore[no-untyped-d
     assert any("量子通信、量子計算、量子測量" in c.quote for c in answer.citations)
     _verified(real_index, answer)
     assert ask(real_index, "西咸新区2023年GDP是多少?").refused
+
+
+def test_an_ordinal_the_passages_do_not_name_is_refused(seed_index) -> None:  # type: ignore[no-untyped-def]
+    assert not ask(seed_index, "第九次国家级新区工作经验交流会是在哪里召开的?").refused
+    for question in ("首届国家级新区工作经验交流会是在哪里召开的?",
+                     "第十次国家级新区工作经验交流会在哪里召开?"):
+        assert ask(seed_index, question).refused, question
