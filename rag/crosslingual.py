@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 
-from rag.lexical import ALTERNATIVE, Lexicon
+from rag.lexical import ALTERNATIVE, Lexicon, Weights
 
 __all__ = ["bridge"]
 
@@ -40,6 +40,8 @@ _STOP = frozenset(
     "not no yes also only just very more most one like during".split())
 
 
+_AUXILIARY = frozenset("did does do is are was were has have had will would can could should".split())
+_COUNTS = frozenset("two three four five six seven eight nine ten".split())
 _ASIDE = re.compile(r"\([^)]*\)|\[[^\]]*\]|\S*\|\S*")
 _GLOSS_WORD = re.compile(r"[a-z][a-z-]*")
 _SKIP = ("CL:", "abbr.", "surname", "variant of", "old variant", "see ", "used in", "also pr.",
@@ -134,11 +136,32 @@ def _find_name(letters: str, text: str, starts: dict[str, list[int]]) -> set[str
     return found
 
 
-def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[str], bool]]:
-    """Each English word or name as (Chinese alternatives, does the collection know them)."""
+def _words(question: str) -> list[str]:
+    return [w.removesuffix("'s") for w in _WORD.findall(question.replace("–", " ").replace("—", " "))]
+
+
+def _slot(words: Sequence[str]) -> set[int]:
+    """Positions of the words that name the kind of answer: the head noun of a "which/what …"
+    phrase that an auxiliary closes, and the count in it ("Which four strategies did" → four,
+    strategies; "On what date was" → date), like ``rag.lexical.answer_slot`` for Chinese."""
+    lower = [w.lower() for w in words]
+    for i, w in enumerate(lower):
+        if w in ("which", "what") or (w == "many" and i and lower[i - 1] == "how"):
+            for j in range(i + 2, min(i + 7, len(lower))):
+                if lower[j] in _AUXILIARY:
+                    return {j - 1} | {k for k in range(i + 1, j - 1) if lower[k] in _COUNTS}
+                if lower[j] in _STOP:
+                    break
+            break
+    return set()
+
+
+def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[str], bool, range]]:
+    """Each English word or name as (Chinese alternatives, does the collection know them,
+    the positions of its words in ``_words(question)``)."""
     glosses = _dictionary()[0]
     starts: dict[str, list[int]] = {}
-    words = [w.removesuffix("'s") for w in _WORD.findall(question.replace("–", " ").replace("—", " "))]
+    words = _words(question)
     i = 0
     while i < len(words):
         # a capitalized run may be a name: the longest run whose pinyin occurs in the passages
@@ -151,7 +174,7 @@ def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[st
                 continue
             starts = starts or _readable_at(text)
             if names := _find_name(letters, text, starts):
-                yield names, True
+                yield names, True, range(i, i + size)
                 i += size
                 break
         else:
@@ -162,29 +185,32 @@ def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[st
                 found = {zh for head in _forms(phrase[-1])
                          for zh in glosses.get(" ".join([*phrase[:-1], head]), ())}
                 if known := {zh for zh in found if zh in lexicon or zh in text}:
-                    yield known, True
+                    yield known, True, range(i, i + size)
                 elif size == 1 and found:  # a word the collection lacks: it counts against
-                    yield found, False
+                    yield found, False, range(i, i + 1)
                 if found and (known or size == 1):
                     i += size - 1
                     break
             else:
                 if words[i][0].isdigit():
-                    yield {words[i]}, words[i] in text
+                    yield {words[i]}, words[i] in text, range(i, i + 1)
             i += 1
 
 
-def bridge(question: str, lexicon: Lexicon, texts: Sequence[str]) -> dict[str, float]:
+def bridge(question: str, lexicon: Lexicon, texts: Sequence[str]) -> Weights:
     """Weights for an English ``question`` over Chinese ``texts``: one key per English word
     or name found, its Chinese alternatives joined by ``ALTERNATIVE``, weighted by the
     rarest alternative's IDF. Empty when nothing bridges.
 
     ``texts`` are the passages names are looked for in (the dense search's candidates)."""
     weights: dict[str, float] = {}
+    slot, asked = set(), _slot(_words(question))
     bridged = False
-    for alternatives, known in _groups(question, lexicon, "\n".join(texts)):
+    for alternatives, known, at in _groups(question, lexicon, "\n".join(texts)):
         key = ALTERNATIVE.join(sorted(alternatives))
         idf = max((lexicon.idf(a) for a in alternatives), default=0.0) if known else 0.0
         weights[key] = idf or lexicon.unseen_idf
         bridged |= known
-    return weights if bridged else {}
+        if asked.intersection(at):
+            slot.add(key)
+    return Weights(weights, slot) if bridged else Weights({})

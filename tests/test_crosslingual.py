@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.crosslingual import _syllables, _valid_syllables, bridge
+from rag.crosslingual import _slot, _syllables, _valid_syllables, _words, bridge
 from rag.extract import _matched_run
 from rag.index import Index
 from rag.lexical import Lexicon, coverage, tokenize
@@ -46,6 +46,27 @@ def test_a_word_the_collection_lacks_counts_against_the_passage(lexicon: Lexicon
     weather = next(k for k in weights if "天气" in k.split("|"))
     assert weights[weather] == pytest.approx(lexicon.unseen_idf)
     assert coverage(TEXTS[1], weights) < 0.6  # 福州 is there, the weather is not
+
+
+@pytest.mark.parametrize(("question", "slot"), [
+    ("Which four development strategies did Yang Shengliang say Xixian would adhere to?",
+     ["four", "strategies"]),
+    ("On what date was the symposium held?", ["date"]),
+    ("What was the weather like in Fuzhou?", []),  # "what" asks; it names no kind of answer
+    ("Which Peking University unit signed on?", []),  # no auxiliary closes the phrase
+])
+def test_the_head_noun_of_which_what_is_the_answer_slot(question: str, slot: list[str]) -> None:
+    words = _words(question)
+    assert [words[i] for i in sorted(_slot(words))] == slot
+
+
+def test_a_slot_word_does_not_count_against_the_passage(lexicon: Lexicon) -> None:
+    weights = bridge("Which fields did the quantum center focus on?", lexicon, TEXTS)
+    (fields,) = weights.slot
+    assert "领域" in fields.split("|")
+    without = "量子中心将聚焦量子通信。"  # no word for "fields": that is not held against it
+    assert coverage(without, weights) == 1.0
+    assert coverage("量子中心将开展研究。", weights) < 1.0  # "focus" still counts
 
 
 def test_nothing_to_bridge_is_empty(lexicon: Lexicon) -> None:
