@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from rag.chunk import split_sentences
 from rag.generate import Draft, Evidence, Passage
-from rag.lexical import ALTERNATIVE, coverage, longest_run, occurs
+from rag.lexical import ALTERNATIVE, Weights, coverage, longest_run, occurs
 from rag.span import short_span
 
-__all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "rank_sentences"]
+__all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "rank_sentences", "split_question"]
 
 RANK_PRIOR = 0.15  # weight of the passage's fused retrieval score in a sentence's score
 RUN_BONUS = 0.4  # weight of the longest run of question text found verbatim in the sentence
@@ -127,6 +127,40 @@ def _with_context(best: Sentence, passages: Sequence[Passage]) -> list[Sentence]
     return chosen
 
 
+def _draft(chosen: Sequence[Sentence], question: str, best: Sentence) -> Draft:
+    """The chosen sentences, quoted and cited; the short answer is a span of ``best``."""
+    text = "".join(f"{s.text}[{s.n}]" for s in chosen)
+    evidence = [Evidence(s.n, s.nstart, s.nend) for s in chosen]
+    short = None
+    if span := short_span(question, best.text):
+        short = Evidence(best.n, best.nstart + span[0], best.nstart + span[1])
+    return Draft(text, evidence, short, quoted=True)
+
+
+# "A和B分别是谁?" asks for two things at once; each part gets its own best sentence.
+_RESPECTIVELY = re.compile(r"^(.*?)([^,，；;]+)分别(.+)$")
+_AND = re.compile(r"和|与|以及|及|、")
+
+
+def split_question(question: str) -> list[str]:
+    """The parts of a question that asks for several things at once, or the question itself.
+
+    >>> split_question("两篇报道中,党工委书记和管委会副主任分别是谁?")
+    ['两篇报道中,党工委书记是谁?', '两篇报道中,管委会副主任是谁?']
+    >>> split_question("北京和上海的人口分别是多少?")  # 的人口 belongs to both
+    ['北京的人口是多少?', '上海的人口是多少?']
+    """
+    m = _RESPECTIVELY.match(question)
+    if not m:
+        return [question]
+    lead, subject, asked = m.groups()
+    items = [i for i in _AND.split(subject) if len(i) >= 2]
+    if len(items) < 2:
+        return [question]
+    shared = items[-1][items[-1].rfind("的"):] if "的" in items[-1] else ""
+    return [f"{lead}{item if '的' in item else item + shared}{asked}" for item in items]
+
+
 class Extractive:
     """Answers by quoting; see the module docstring."""
 
@@ -134,6 +168,9 @@ class Extractive:
 
     def generate(self, question: str, passages: Sequence[Passage], *,
                  idf: dict[str, float]) -> Draft:
+        parts = split_question(question)
+        if len(parts) > 1:
+            return self._several(parts, passages, idf)
         ranked = rank_sentences(passages, idf, question)
         if not ranked:
             return Draft("", refused=True)
@@ -145,12 +182,20 @@ class Extractive:
             if extra and coverage(extra.text, missing) > 0.3 and all(
                     extra.text not in s.text for s in chosen):
                 chosen.append(extra)
-        text = "".join(f"{s.text}[{s.n}]" for s in chosen)
-        evidence = [Evidence(s.n, s.nstart, s.nend) for s in chosen]
-        short = None
-        if span := short_span(question, best.text):
-            short = Evidence(best.n, best.nstart + span[0], best.nstart + span[1])
-        return Draft(text, evidence, short, quoted=True)
+        return _draft(chosen, question, best)
+
+    def _several(self, parts: list[str], passages: Sequence[Passage], idf: dict[str, float]) -> Draft:
+        """One best sentence per part of a question that asks for several things."""
+        chosen: list[Sentence] = []
+        for part in parts:
+            own = Weights({t: w for t, w in idf.items() if t in part},
+                          idf.slot if isinstance(idf, Weights) else ())
+            ranked = rank_sentences(passages, own or idf, part)
+            if ranked and all(ranked[0].text != s.text for s in chosen):
+                chosen.append(ranked[0])
+        if not chosen:
+            return Draft("", refused=True)
+        return _draft(chosen, parts[0], chosen[0])
 
     def stream(self, question: str, passages: Sequence[Passage], *,
                idf: dict[str, float]) -> Iterator[str | Draft]:

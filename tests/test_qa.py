@@ -126,3 +126,10 @@ def test_an_ordinal_the_passages_do_not_name_is_refused(seed_index) -> None:  # 
     for question in ("首届国家级新区工作经验交流会是在哪里召开的?",
                      "第十次国家级新区工作经验交流会在哪里召开?"):
         assert ask(seed_index, question).refused, question
+
+
+def test_a_question_asking_for_two_things_gets_a_sentence_for_each(seed_index) -> None:  # type: ignore[no-untyped-def]
+    answer = ask(seed_index, "西咸新区党工委书记和西咸新区管委会副主任分别是谁?")
+    assert not answer.refused and "杨仁华" in answer.answer and "杨胜良" in answer.answer
+    assert len({c.doc_id for c in answer.citations}) == 2  # one from each report
+    _verified(seed_index, answer)
