@@ -144,6 +144,8 @@ def short_span(question: str, sentence: str) -> tuple[int, int] | None:
     (6, 9)
     >>> s = "为嘉南平原的范围"; a, b = short_span("嘉义属哪一平原之范围?", s); s[a:b]
     '嘉南平原'
+    >>> s = "1973年产生的细菌"; a, b = short_span("西元几年产生的细菌?", s); s[a:b]
+    '1973年'
     """
     q = question.strip().rstrip("?？。!！ ")
     parts = _split_question(q)
@@ -171,7 +173,8 @@ def short_span(question: str, sentence: str) -> tuple[int, int] | None:
         score -= 1.0 if size == 1 else 0.05 * max(0, size - 12)
         if wants_number:
             if number := _NUMERIC_PART.search(sentence, a, b):
-                a, b = number.span()
+                # the whole value, unit included, even where the question repeats the unit
+                a, b = _NUMERIC_PART.match(sentence, number.start()).span()  # type: ignore[union-attr]
                 score += 0.8
             else:
                 score -= 0.8
