@@ -156,6 +156,13 @@ def _slot(words: Sequence[str]) -> set[int]:
     return set()
 
 
+def _widened(words: Iterable[str], text: str) -> set[str]:
+    """Forms of ``words`` in ``text`` with a word set inside before the last character: a kind
+    of meeting named by its suffix (座谈会) is often written with a modifier in it (座谈交流会)."""
+    return {m for zh in words if len(zh) >= 3
+            for m in re.findall(f"{re.escape(zh[:-1])}[\u4e00-\u9fff]{{1,3}}?{re.escape(zh[-1])}", text)}
+
+
 def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[str], bool, range]]:
     """Each English word or name as (Chinese alternatives, does the collection know them,
     the positions of its words in ``_words(question)``)."""
@@ -184,7 +191,7 @@ def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[st
                     break
                 found = {zh for head in _forms(phrase[-1])
                          for zh in glosses.get(" ".join([*phrase[:-1], head]), ())}
-                if known := {zh for zh in found if zh in lexicon or zh in text}:
+                if known := {zh for zh in found if zh in lexicon or zh in text} | _widened(found, text):
                     yield known, True, range(i, i + size)
                 elif size == 1 and found:  # a word the collection lacks: it counts against
                     yield found, False, range(i, i + 1)

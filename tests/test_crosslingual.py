@@ -7,7 +7,7 @@ import pytest
 from rag.crosslingual import _slot, _syllables, _valid_syllables, _words, bridge
 from rag.extract import _matched_run
 from rag.index import Index
-from rag.lexical import Lexicon, coverage, tokenize
+from rag.lexical import Lexicon, coverage, occurs, tokenize
 from rag.normalize import has_cjk
 from rag.qa import ask
 from rag.retrieve import make_query
@@ -67,6 +67,15 @@ def test_a_slot_word_does_not_count_against_the_passage(lexicon: Lexicon) -> Non
     without = "量子中心将聚焦量子通信。"  # no word for "fields": that is not held against it
     assert coverage(without, weights) == 1.0
     assert coverage("量子中心将开展研究。", weights) < 1.0  # "focus" still counts
+
+
+def test_a_meeting_written_with_a_modifier_inside_its_name_is_found(lexicon: Lexicon) -> None:
+    texts = [*TEXTS, "6月8日上午,咸阳—西咸新区座谈交流会在咸阳市召开。"]
+    weights = bridge("When was the Xianyang symposium held?", lexicon, texts)
+    # 座谈…会 in the passage: the form it is written in is the alternative
+    symposium = next(k for k in weights if "座谈交流会" in k.split("|"))
+    assert occurs(symposium, texts[-1]) and coverage(texts[-1], weights) == 1.0
+    assert "经验交流会" not in symposium  # 交流会 is no symposium
 
 
 def test_nothing_to_bridge_is_empty(lexicon: Lexicon) -> None:
