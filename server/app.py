@@ -40,15 +40,15 @@ def _load(state: State) -> None:
 
 
 def _warm(index: Index) -> None:
-    """Ask once in Chinese and once in English before serving, so what the query path loads on
-    first use (jieba's and the cross-lingual dictionaries, the embedder's first run) is loaded
+    """Ask in Chinese and in English before serving, so what the query path loads on first use
+    (jieba's dictionary and tagger, the cross-lingual dictionary, the embedder's first run) is loaded
     here, once: under 50 concurrent first requests each thread loaded its own copy, and the first
     ~40 s of a load run stalled (p95 44 s against 5 s once warm)."""
     from rag.generate import load_generator
     from rag.qa import ask
 
     extractive = load_generator("extractive")
-    for question in ("这些文件讲了什么?", "What are these documents about?"):
+    for question in ("这些文件讲了什么?", "这些文件是由谁编写的?", "What are these documents about?"):
         ask(index, question, generator=extractive)
 
 

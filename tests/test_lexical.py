@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.lexical import Lexicon, Weights, answer_slot, coverage, question_weights, tokenize
+from rag.lexical import Lexicon, Weights, agent_verb, answer_slot, coverage, question_weights, tokenize
 
 TEXTS = ["本次签约旨在落实《国家级新区高质量建设行动计划》。",
          "西安交通大学、西北工业大学、西安电子科技大学参与签约。",
@@ -53,3 +53,17 @@ def test_frame_words_pronouns_and_jieba_glue_weigh_nothing(lexicon: Lexicon) -> 
     relation = weigh(lexicon, "如何形容咸阳和西咸新区之间的关系?")
     assert not {"之间", "关系"} & set(relation) and coverage(TEXTS[2], relation) == 1.0
     assert "它" not in weigh(lexicon, "它在秦创原中被称为什么?")
+
+
+@pytest.mark.parametrize(("question", "verb"), [
+    ("中电信量子信息科技集团是由谁创办的?", "创办"),
+    ("中国大陆的铁路路徽最初是由哪一个人所设计的?", "设计"),  # past 一个, 人 and 所
+    ("穆德洛斯停战协定是由哪些国家签订的?", "签订"),
+    ("其中一部分在蒙古独立时被哪国占去?", "占去"),
+    ("元朝被何人所灭?", None),  # one character (灭): too loose to look for
+    ("高句丽人被谁编进辽西郡?", None),  # 编进 is jieba's HMM guess, no dictionary word
+    ("座谈交流会在哪里召开?", None),  # not asked who did it
+    ("谁主持了座谈交流会?", None),
+])
+def test_the_deed_of_a_who_did_it_question(question: str, verb: str | None) -> None:
+    assert agent_verb(question) == verb

@@ -128,6 +128,13 @@ def test_an_ordinal_the_passages_do_not_name_is_refused(seed_index) -> None:  # 
         assert ask(seed_index, question).refused, question
 
 
+def test_who_did_it_needs_a_passage_that_names_the_deed(seed_index) -> None:  # type: ignore[no-untyped-def]
+    answer = ask(seed_index, "咸阳—西咸新区座谈交流会由谁主持?")
+    assert not answer.refused and "冷劲松" in answer.answer
+    # the passages name the group among those who signed, not who founded it
+    assert ask(seed_index, "中电信量子信息科技集团是由谁创办的?").refused
+
+
 def test_a_question_asking_for_two_things_gets_a_sentence_for_each(seed_index) -> None:  # type: ignore[no-untyped-def]
     answer = ask(seed_index, "西咸新区党工委书记和西咸新区管委会副主任分别是谁?")
     assert not answer.refused and "杨仁华" in answer.answer and "杨胜良" in answer.answer
