@@ -15,10 +15,10 @@ from rag.index import Index
 
 GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "seeds.jsonl"
 FLOORS = {
-    "accuracy": 0.94,  # measured 0.958 (answer slot, frame words, ordinals, two-part questions)
-    "refusal_recall": 0.93,  # measured 0.933 (14 of 15 unanswerable refused)
-    "refusal_precision": 0.93,  # measured 1.0 (no answerable question refused)
-    "hit@5": 0.94,  # measured 0.950
+    "accuracy": 0.98,  # measured 1.0 (the deed of 由谁 questions, 怎样的X filled, 座谈…会 for "symposium")
+    "refusal_recall": 0.99,  # measured 1.0 (all 15 unanswerable refused)
+    "refusal_precision": 0.99,  # measured 1.0 (no answerable question refused)
+    "hit@5": 0.97,  # measured 0.975
 }
 
 
