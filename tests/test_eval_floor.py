@@ -14,11 +14,20 @@ from evals.harness import run_gold
 from rag.index import Index
 
 GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "seeds.jsonl"
+HELD_OUT = GOLD.with_name("seeds_heldout.jsonl")
 FLOORS = {
     "accuracy": 0.98,  # measured 1.0 (the deed of 由谁 questions, 怎样的X filled, 座谈…会 for "symposium")
     "refusal_recall": 0.99,  # measured 1.0 (all 15 unanswerable refused)
     "refusal_precision": 0.99,  # measured 1.0 (no answerable question refused)
     "hit@5": 0.97,  # measured 0.975
+}
+
+
+# 12 questions written after the rules were frozen and never tuned on: how the gate generalizes
+HELD_OUT_FLOORS = {
+    "accuracy": 0.58,  # measured 0.583 (7 of 12)
+    "refusal_recall": 0.33,  # measured 0.333 (2 of 6 unanswerable refused)
+    "refusal_precision": 0.66,  # measured 0.667 (one answerable question refused)
 }
 
 
@@ -29,3 +38,11 @@ def test_seeds_gold_set_stays_above_its_floor(real_index: Index, tmp_path: Path)
     assert not summary["errors"]
     low = {k: v for k, v in got.items() if v is None or v < FLOORS[k]}
     assert not low, f"below the floor: {low} (floors {FLOORS})"
+
+
+@pytest.mark.integration
+def test_held_out_questions_stay_above_their_floor(real_index: Index, tmp_path: Path) -> None:
+    summary = run_gold(real_index, HELD_OUT, out_json=tmp_path / "heldout.json")
+    low = {k: summary[k] for k in HELD_OUT_FLOORS
+           if summary[k] is None or summary[k] < HELD_OUT_FLOORS[k]}
+    assert not summary["errors"] and not low, f"below the floor: {low} (floors {HELD_OUT_FLOORS})"

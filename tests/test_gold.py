@@ -19,7 +19,9 @@ from rag.schema import Answer, Citation, Passage
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "evals" / "gold" / "seeds.jsonl"
 ITEMS = load_gold(GOLD)
-ANSWERABLE = [item for item in ITEMS if not item.get("unanswerable")]
+# written after the rules the seeds set was tuned with were frozen; never tuned on (README)
+HELD_OUT = load_gold(ROOT / "evals" / "gold" / "seeds_heldout.jsonl")
+ANSWERABLE = [item for item in ITEMS + HELD_OUT if not item.get("unanswerable")]
 
 
 @cache
@@ -32,13 +34,14 @@ def test_report_doctests() -> None:
 
 
 def test_ids_unique_and_counts() -> None:
-    ids = [item["id"] for item in ITEMS]
+    ids = [item["id"] for item in ITEMS + HELD_OUT]
     assert len(ids) == len(set(ids))
-    assert len(ANSWERABLE) >= 60
-    assert len(ITEMS) - len(ANSWERABLE) >= 10
+    answerable = [item for item in ITEMS if not item.get("unanswerable")]
+    assert len(answerable) >= 60
+    assert len(ITEMS) - len(answerable) >= 10
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=lambda item: item["id"])
+@pytest.mark.parametrize("item", ITEMS + HELD_OUT, ids=lambda item: item["id"])
 def test_item_shape(item: dict[str, Any]) -> None:
     assert isinstance(item["question"], str) and item["question"].strip()
     if item.get("unanswerable"):
