@@ -97,12 +97,11 @@ def retrieve(index: Index, query: Query, k: int, *, use_dense: bool = True,
     bm = np.array([lexical.get(i, 0.0) for i in ids])
     score = bm / bm.max() if bm.max() > 0 else np.zeros_like(bm)
     if use_dense:
+        docs = [index.chunks[i].doc_id for i in ids]
         best: dict[str, float] = {}
-        for i, c in zip(ids, cos, strict=True):
-            doc = index.chunks[i].doc_id
+        for doc, c in zip(docs, cos, strict=True):
             best[doc] = max(best.get(doc, -1.0), float(c))
-        topical = CHUNK_SHARE * cos + (1 - CHUNK_SHARE) * np.array([best[index.chunks[i].doc_id]
-                                                                     for i in ids])
+        topical = CHUNK_SHARE * cos + (1 - CHUNK_SHARE) * np.array([best[doc] for doc in docs])
         score = score + DENSE_WEIGHT * (topical - topical.max())
     if rescore:
         core = query.text.rstrip("?？。!！ ")
