@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --progress-bar on torch==2.13.0
-	$(PY) -m pip install --progress-bar on -e '.[dev]'
+	$(PY) -m pip install --progress-bar on -e '.[dev,ocr]'
 	touch $(STAMP)
 
 install: $(STAMP)

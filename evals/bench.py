@@ -12,21 +12,29 @@ equals the passages; ``ranking_mismatches`` counts the questions where it did no
 The same query object also gives the baselines, in the same run over the same normalization:
 ``bm25`` — bm25s over jieba tokens of whole paragraphs (``rag.lexical``, the classic baseline);
 ``bm25_chunks`` / ``dense_only`` — the index's own lexical / dense leg alone (same chunks).
+
+Real data has bad items: a question ``ask`` refuses (empty) or that fails, a paragraph with no
+text, becomes an error row ``{"qid", "question", "gold_paragraph", "error"}``, counted in
+``errors`` and left out of every mean; the run goes on. Runs resume (``evals.progress``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import resource
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from evals import metrics as m
+from evals.progress import Progress, fingerprint, progress_path, sigterm_as_interrupt, write_json_atomic
 from rag.documents import Document
 from rag.embed import Embedder, load_embedder
-from rag.errors import InputError
+from rag.errors import InputError, RagError
 from rag.generate import Generator
 from rag.index import Index
 from rag.ingest import ingest
@@ -39,23 +47,81 @@ __all__ = ["DEPTH", "format_summary", "load_squad", "paragraph_ranking", "run_sq
 
 DEPTH = 50  # chunks retrieved for the paragraph ranking (10 paragraphs need ~30 chunks)
 KS = (1, 5, 10)
+BASELINES = ("bm25", "bm25_chunks", "dense_only")
+log = logging.getLogger("wenda.bench")
+
+
+def _read(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{file}: not a readable JSON file ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise InputError(f'{file}: not SQuAD layout (no "data" list)')
+    return data
+
+
+def _id(obj: dict[str, Any], where: str) -> str:
+    """The object's id, or its position in the file when it has none."""
+    return where if obj.get("id") in (None, "") else str(obj["id"])
+
+
+def _paragraphs(data: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(position, paragraph) pairs; an article without a paragraph list yields None for it."""
+    for a, article in enumerate(data["data"]):
+        paras = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paras, list):
+            yield f"data[{a}].paragraphs", None
+            continue
+        yield from ((f"data[{a}].paragraphs[{p}]", para) for p, para in enumerate(paras))
+
+
+def _paragraph_problem(para: Any) -> str | None:
+    if not isinstance(para, dict):
+        return "missing or not an object"
+    if not isinstance(para.get("context"), str) or not para["context"].strip():
+        return "empty or missing context"
+    return None
+
+
+def _unusable(qid: str, pid: str, error: str, question: Any = None) -> dict[str, Any]:
+    return {"qid": qid, "question": question, "gold_paragraph": pid, "answers": [], "error": error}
+
+
+def _question(pid: str, where: str, qa: Any) -> dict[str, Any]:
+    """A question as ``{"qid", "question", "gold_paragraph", "answers"}``, or an unusable one
+    with an ``"error"`` (an empty question text is left for ``ask`` to refuse, as a user's)."""
+    if not isinstance(qa, dict):
+        return _unusable(where, pid, f"{where}: not a question object")
+    qid, answers = _id(qa, where), qa.get("answers", [])
+    if not isinstance(answers, list) or not all(
+            isinstance(a, dict) and isinstance(a.get("text"), str) for a in answers):
+        return _unusable(qid, pid, f"{where}: an answer without text", qa.get("question"))
+    return {"qid": qid, "question": qa.get("question"), "gold_paragraph": pid,
+            "answers": [a["text"] for a in answers]}
 
 
 def load_squad(file: Path) -> tuple[list[Document], list[dict[str, Any]]]:
     """Paragraphs as ``Document``s and questions as ``{"qid", "question", "gold_paragraph",
-    "answers"}``, in file order. Raises ``InputError`` on a paragraph id used twice."""
-    data = json.loads(Path(file).read_text(encoding="utf-8"))
+    "answers"}``, in file order. Bad data does not stop the run: an unusable question, or every
+    question of a paragraph with no text, carries an ``"error"`` (an error row of the report).
+    Raises ``InputError`` when the file is not SQuAD-layout JSON or a paragraph id is used twice."""
     docs: dict[str, Document] = {}
-    questions = []
-    for article in data["data"]:
-        for para in article["paragraphs"]:
-            pid = str(para["id"])
+    questions: list[dict[str, Any]] = []
+    for where, para in _paragraphs(_read(file)):
+        pid = _id(para, where) if isinstance(para, dict) else where
+        problem = _paragraph_problem(para)
+        if problem is None:
             if pid in docs:
                 raise InputError(f"{file}: paragraph id {pid!r} appears twice")
             docs[pid] = Document.from_text(pid, para["context"], path=f"{Path(file).name}#{pid}")
-            questions += [{"qid": str(qa["id"]), "question": qa["question"], "gold_paragraph": pid,
-                           "answers": [a["text"] for a in qa.get("answers", [])]}
-                          for qa in para["qas"]]
+        qas = para.get("qas") if isinstance(para, dict) else None
+        qs = [_question(pid, f"{where}.qas[{i}]", qa)
+              for i, qa in enumerate(qas if isinstance(qas, list) else [])]
+        if problem is not None:  # one error row per question it held, or one for itself
+            qs = [q | {"error": f"paragraph {pid}: {problem}"} for q in qs] or [
+                _unusable(where, pid, f"paragraph {pid}: {problem}")]
+        questions += qs
     return list(docs.values()), questions
 
 
@@ -100,92 +166,133 @@ def _ingest(index: Index, docs: list[Document], progress: bool) -> dict[str, Any
             "documents_skipped": len(report.skipped), "chunks": len(index)}
 
 
+def _measure(index: Index, q: dict[str, Any], *, lexicon: Lexicon, order: list[str], top_k: int,
+             generator: Generator | None) -> dict[str, Any]:
+    """One question through ``ask``, with its paragraph ranking, baselines and scores."""
+    t0 = time.perf_counter()
+    answer = ask(index, q["question"], top_k=top_k, generator=generator)
+    ms = (time.perf_counter() - t0) * 1000
+    query = make_query(index, to_simplified(" ".join(q["question"].split())))
+    deep = retrieve(index, query, DEPTH)
+    head = [p.chunk_id for p in answer.passages]
+    ranking = paragraph_ranking([p.doc_id for p in answer.passages] + _docs(deep))
+    text = to_simplified(m.strip_markers(answer.answer))
+    return {
+        "qid": q["qid"], "question": q["question"], "gold_paragraph": q["gold_paragraph"],
+        "retrieved": ranking[: max(KS)], "answer": answer.answer,
+        "short_answer": answer.short_answer, "refused": answer.refused,
+        "citations": [{"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "quote": c.quote}
+                      for c in answer.citations],
+        "gold_answers": q["answers"],
+        "rank": ranking.index(q["gold_paragraph"]) + 1 if q["gold_paragraph"] in ranking else None,
+        "em": m.em(answer.short_answer, q["answers"]),
+        "f1": round(m.f1(answer.short_answer, q["answers"]), 4),
+        "contains": not answer.refused
+        and m.contains_any(text, [to_simplified(a) for a in q["answers"]]),
+        "ms": round(ms, 1),
+        # kept per row so a resumed run's summary is computed from every row, old and new
+        "ranking_mismatch": head != [h.chunk.chunk_id for h in deep[: len(head)]],
+        "baselines": {
+            "bm25": [order[row] for row, _ in lexicon.search(query.tokens, max(KS))],
+            "bm25_chunks": paragraph_ranking(_docs(retrieve(index, query, DEPTH, use_dense=False))),
+            "dense_only": paragraph_ranking(_docs(retrieve(index, query, DEPTH, use_lexical=False))),
+        },
+    }
+
+
+def _measure_safely(measure: Callable[[dict[str, Any]], dict[str, Any]],
+                    q: dict[str, Any]) -> dict[str, Any]:
+    """The question's record, or an error row ``{"qid", "question", "gold_paragraph", "error"}``:
+    one bad item must not end a run of a thousand."""
+    error, unexpected = q.get("error"), None
+    if error is None:
+        try:
+            return measure(q)
+        except RagError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug or a model failure on one item: logged, the run goes on
+            error, unexpected = f"{type(exc).__name__}: {exc}", exc
+    log.warning("question %s: %s", q["qid"], error, exc_info=unexpected)
+    return {"qid": q["qid"], "question": q["question"], "gold_paragraph": q["gold_paragraph"],
+            "error": error}
+
+
+def _summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every metric from the records; error rows are counted and left out of every mean."""
+    ok = [r for r in records if not r.get("error")]
+    golds = [r["gold_paragraph"] for r in ok]
+    ms = [r["ms"] for r in ok]
+    return {
+        "questions": len(records), "errors": len(records) - len(ok),
+        **_ranking_scores([r["retrieved"] for r in ok], golds),
+        "em": m.mean(r["em"] for r in ok), "f1": m.mean(r["f1"] for r in ok),
+        "contains": m.mean(r["contains"] for r in ok),
+        "citation_gold": m.mean(any(c["doc_id"] == r["gold_paragraph"] for c in r["citations"])
+                                for r in ok),
+        "answered": m.mean(not r["refused"] for r in ok),
+        "short_answer_rate": m.mean(r["short_answer"] is not None for r in ok),
+        "query_p50_ms": round(m.percentile(ms, 50) or 0, 1),
+        "query_p95_ms": round(m.percentile(ms, 95) or 0, 1),
+        "ranking_mismatches": sum(r["ranking_mismatch"] for r in ok),
+        **{name: _ranking_scores([r["baselines"][name] for r in ok], golds) for name in BASELINES},
+    }
+
+
 def run_squad(file: Path, *, out_json: Path, index_dir: Path, limit: int | None = None,
               embedder: str | Embedder = "e5", top_k: int = 5, generator: Generator | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, restart: bool = False) -> dict[str, Any]:
     """Run a SQuAD-layout file open-domain; write ``{"summary", "records"}`` to ``out_json`` and
-    return the summary (see the module docstring for the ranking and the baselines)."""
+    return the summary (see the module docstring for the ranking and the baselines).
+
+    Resumable: each record is appended to ``progress_path(out_json)`` as it is measured; a rerun
+    with the same file and settings asks only the questions not measured yet (``restart``
+    ignores them). Interrupted (Ctrl-C, SIGTERM), it writes what it measured with
+    ``"complete": false`` and re-raises."""
     started = time.perf_counter()
     docs, questions = load_squad(file)
     if limit is not None:
         questions = questions[: max(limit, 0)]
     index = Index.open(index_dir, load_embedder(embedder) if isinstance(embedder, str) else embedder)
     ingest_stats = _ingest(index, docs, progress)
-    order = [d.doc_id for d in docs]
+    settings = {"embedder": index.embedder.name, "top_k": top_k, "depth_chunks": DEPTH,
+                "generator": generator.name if generator else "extractive"}
+    log_file = Progress(progress_path(out_json), fingerprint(file, settings), key="qid",
+                        restart=restart)
+    rows = {q["qid"]: log_file.done[q["qid"]] for q in questions if q["qid"] in log_file.done}
+    if rows:
+        print(f"resuming: {len(rows)} of {len(questions)} already measured", file=sys.stderr)
     lexicon = Lexicon([tokenize(normalize(d.text).text) for d in docs])
-
-    records: list[dict[str, Any]] = []
-    rankings: dict[str, list[list[str]]] = {"bm25": [], "bm25_chunks": [], "dense_only": []}
-    ask_ms: list[float] = []
-    mismatches = 0
-    bar = _progress(len(questions), "ask", progress)
-    for q in questions:
-        t0 = time.perf_counter()
-        answer = ask(index, q["question"], top_k=top_k, generator=generator)
-        ask_ms.append((time.perf_counter() - t0) * 1000)
-        query = make_query(index, to_simplified(" ".join(q["question"].split())))
-        deep = retrieve(index, query, DEPTH)
-        head = [p.chunk_id for p in answer.passages]
-        mismatches += head != [h.chunk.chunk_id for h in deep[: len(head)]]
-        ranking = paragraph_ranking([p.doc_id for p in answer.passages] + _docs(deep))
-        rankings["bm25"].append([order[row] for row, _ in lexicon.search(query.tokens, max(KS))])
-        rankings["bm25_chunks"].append(
-            paragraph_ranking(_docs(retrieve(index, query, DEPTH, use_dense=False))))
-        rankings["dense_only"].append(
-            paragraph_ranking(_docs(retrieve(index, query, DEPTH, use_lexical=False))))
-        text = to_simplified(m.strip_markers(answer.answer))
-        records.append({
-            "qid": q["qid"], "question": q["question"], "gold_paragraph": q["gold_paragraph"],
-            "retrieved": ranking[: max(KS)], "answer": answer.answer,
-            "short_answer": answer.short_answer, "refused": answer.refused,
-            "citations": [{"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "quote": c.quote}
-                          for c in answer.citations],
-            "gold_answers": q["answers"],
-            "rank": ranking.index(q["gold_paragraph"]) + 1 if q["gold_paragraph"] in ranking
-            else None,
-            "em": m.em(answer.short_answer, q["answers"]),
-            "f1": round(m.f1(answer.short_answer, q["answers"]), 4),
-            "contains": not answer.refused
-            and m.contains_any(text, [to_simplified(a) for a in q["answers"]]),
-            "ms": round(ask_ms[-1], 1),
-        })
-        bar.update()
-    bar.close()
-
-    golds = [r["gold_paragraph"] for r in records]
-    summary: dict[str, Any] = {
-        "dataset": Path(file).name, "questions": len(records), "paragraphs": len(docs),
-        "embedder": index.embedder.name, "top_k": top_k,
-        "generator": generator.name if generator else "extractive", "depth_chunks": DEPTH,
-        **_ranking_scores([r["retrieved"] for r in records], golds),
-        "em": m.mean(r["em"] for r in records), "f1": m.mean(r["f1"] for r in records),
-        "contains": m.mean(r["contains"] for r in records),
-        "citation_gold": m.mean(any(c["doc_id"] == r["gold_paragraph"] for c in r["citations"])
-                                for r in records),
-        "answered": m.mean(not r["refused"] for r in records),
-        "short_answer_rate": m.mean(r["short_answer"] is not None for r in records),
-        **ingest_stats,
-        "query_p50_ms": round(m.percentile(ask_ms, 50) or 0, 1),
-        "query_p95_ms": round(m.percentile(ask_ms, 95) or 0, 1),
-        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "ranking_mismatches": mismatches,
-        **{name: _ranking_scores(r, golds) for name, r in rankings.items()},
-    }
-    summary["total_seconds"] = round(time.perf_counter() - started, 1)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"summary": summary, "records": records}, ensure_ascii=False,
-                                   indent=1), encoding="utf-8")
+    measure = partial(_measure, index, lexicon=lexicon, order=[d.doc_id for d in docs],
+                      top_k=top_k, generator=generator)
+    complete = False
+    try:
+        with sigterm_as_interrupt():
+            todo = [q for q in questions if q["qid"] not in rows]
+            with _progress(len(todo), "ask", progress) as bar:
+                for q in todo:
+                    rows[q["qid"]] = _measure_safely(measure, q)
+                    log_file.add(rows[q["qid"]])
+                    bar.update()
+        complete = True
+    finally:  # interrupted or not, the report holds every row measured so far
+        records = [rows[q["qid"]] for q in questions if q["qid"] in rows]
+        peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        summary = {"dataset": Path(file).name, "paragraphs": len(docs), **settings,
+                   **_summarize(records), **ingest_stats, "peak_memory_mb": peak_mb,
+                   "complete": complete, "total_seconds": round(time.perf_counter() - started, 1)}
+        write_json_atomic(out_json, {"summary": summary, "records": records})
+        log_file.close(finished=complete)
     return summary
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as Markdown for the terminal: retrieval against its baselines, then answers
-    and cost.
+    and cost; then a note on error rows and on an interrupted run, when there are any.
 
     >>> print(format_summary({"hit@1": 0.5, "bm25": {"hit@1": 0.25}}).splitlines()[2])
     | hit@1 | 50.0% | 25.0% | n/a | n/a |
     """
-    peers = ("bm25", "bm25_chunks", "dense_only")
+    peers = BASELINES
 
     def pct(v: Any) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}%"
@@ -200,6 +307,19 @@ def format_summary(summary: dict[str, Any]) -> str:
               for k in ("em", "f1", "contains", "citation_gold", "answered", "short_answer_rate")]
     lines += ["", "| cost | |", "|---|---|"]
     lines += [f"| {k} | {summary.get(k)} |" for k in
-              ("questions", "paragraphs", "chunks", "ingest_seconds", "chunks_embedded",
+              ("questions", "errors", "paragraphs", "chunks", "ingest_seconds", "chunks_embedded",
                "query_p50_ms", "query_p95_ms", "peak_memory_mb", "total_seconds")]
-    return "\n".join(lines)
+    return "\n".join(lines + _notes(summary))
+
+
+def _notes(summary: dict[str, Any]) -> list[str]:
+    """What a reader of the table must know: means left error rows out, the run was cut short."""
+    notes = []
+    if summary.get("errors"):
+        measured = summary["questions"] - summary["errors"]
+        notes.append(f"errors: {summary['errors']} question(s) failed (error rows in the JSON "
+                     f"report); every figure above is over the {measured} measured.")
+    if summary.get("complete") is False:
+        notes.append(f"incomplete: interrupted after {summary.get('questions')} question(s); "
+                     "run the same command again to resume.")
+    return ["", *notes] if notes else []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -38,6 +39,7 @@ from rag.schema import Answer
 __all__ = ["CONFIG_KEYS", "DEFAULT_CONFIGS", "check_floor", "compare", "load_gold", "run_gold",
            "score", "seeds_opener", "summarize"]
 
+log = logging.getLogger("wenda.eval")
 CONFIG_KEYS = ("name", "embedder", "generator", "top_k")  # handled here; the rest go to ask()
 DEFAULT_CONFIGS: list[dict[str, Any]] = [
     {"name": "e5", "embedder": "e5"},
@@ -54,10 +56,44 @@ DEFAULT_CONFIGS: list[dict[str, Any]] = [
 ]
 
 
+def _gold_problem(item: Any) -> str | None:
+    """Why a parsed line is not a gold item, or None."""
+    if not isinstance(item, dict):
+        return "not a JSON object"
+    if item.get("id") in (None, "") or not isinstance(item.get("question"), str):
+        return 'no "id" or no "question" text'
+    facts = item.get("must_include", [])
+    if not isinstance(facts, list) or not all(
+            isinstance(f, list) and all(isinstance(s, str) for s in f) for f in facts):
+        return '"must_include" is not a list of lists of strings'
+    if not all(isinstance(item.get(k, ""), str) for k in ("doc", "evidence")) or not isinstance(
+            item.get("docs", []), list) or not isinstance(item.get("unanswerable", False), bool):
+        return '"doc", "evidence", "docs" or "unanswerable" has the wrong type'
+    return None
+
+
+def _parse_gold_line(n: int, line: str) -> dict[str, Any]:
+    """Line ``n`` as a gold item, or as ``{"id", "question", "malformed"}`` saying what is wrong
+    (the run reports it as an error row instead of stopping)."""
+    problem: str | None
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        item, problem = None, f"invalid JSON ({exc})"
+    else:
+        problem = _gold_problem(item)
+    if problem is None:
+        return dict(item)
+    known = item if isinstance(item, dict) else {}
+    return {"id": known.get("id") or f"line {n}", "question": known.get("question"),
+            "malformed": f"line {n}: {problem}"}
+
+
 def load_gold(dataset: Path) -> list[dict[str, Any]]:
-    """The gold items of a JSONL file (blank lines skipped)."""
+    """The gold items of a JSONL file (blank lines skipped); a malformed line comes back as
+    ``{"id", "question", "malformed": "line N: why"}``."""
     lines = Path(dataset).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return [_parse_gold_line(n, line) for n, line in enumerate(lines, 1) if line.strip()]
 
 
 @lru_cache(maxsize=8192)
@@ -177,12 +213,16 @@ def run_gold(index: Index, dataset: Path, *, generator: Generator | None = None,
         iterator = tqdm(items, desc=f"eval {name}", unit="q")
     for item in iterator:
         started = time.perf_counter()
+        answer: Answer | None = None
+        error = item.get("malformed")
         try:
-            answer: Answer | None = ask(index, item["question"], top_k=top_k, generator=generator,
-                                        **dict(ask_kwargs or {}))
-            error = None
+            if error is None:
+                answer = ask(index, item["question"], top_k=top_k, generator=generator,
+                             **dict(ask_kwargs or {}))
         except Exception as exc:  # a crash is a failed question, not a failed run
-            answer, error = None, f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:  # a malformed line's message already names its line
+            log.warning("%s", error if item.get("malformed") else f"{item['id']}: {error}")
         records.append(score(item, answer, wall_ms=(time.perf_counter() - started) * 1000,
                              error=error))
     summary = summarize(records, name=name, top_k=top_k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rag.config import Settings
-from rag.documents import load_documents
+from rag.documents import find_files
 from rag.embed import load_embedder
 from rag.generate import Generator, load_generator
 from rag.index import Index
@@ -23,7 +23,7 @@ def open_index(settings: Settings, *, build: bool = True,
         if on_build is not None:
             on_build(index)
         else:
-            ingest(index, load_documents([settings.seeds_dir]), chunk_size=settings.chunk_size,
+            ingest(index, find_files([settings.seeds_dir])[0], chunk_size=settings.chunk_size,
                    overlap=settings.chunk_overlap)
     return index
 

@@ -23,19 +23,39 @@ out = Console(highlight=False)
 def _ingest_with_progress(index, paths, *, prune=False, settings: Settings):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from rag.documents import load_documents
+    from rag.documents import find_files
     from rag.ingest import ingest
 
-    documents = load_documents(paths)
-    with Progress(TextColumn("embedding chunks"), BarColumn(), MofNCompleteColumn(),
+    files, passed_over = find_files(paths)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("embed", total=None)
+        task = bar.add_task("reading files", total=len(files))
+
+        def reading(done: int, total: int, path: str) -> None:
+            bar.update(task, description=f"reading {Path(path).name}", completed=done, total=total)
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            bar.update(task, description="embedding chunks", completed=done, total=total)
 
-        return ingest(index, documents, prune=prune, chunk_size=settings.chunk_size,
-                      overlap=settings.chunk_overlap, progress=progress)
+        report = ingest(index, files, prune=prune, chunk_size=settings.chunk_size,
+                        overlap=settings.chunk_overlap, progress=progress, reading=reading,
+                        limits=settings.limits())
+    report.failed[:0] = passed_over
+    return report
+
+
+def _print_passed_over(report) -> None:  # type: ignore[no-untyped-def]
+    """The files not ingested, and the parts of files left out, with the reason for each."""
+    from rich.table import Table
+
+    if not (report.failed or report.notes):
+        return
+    table = Table("file", "why", title="not ingested", title_justify="left", show_lines=False)
+    for row in report.failed:
+        table.add_row(row.path, row.reason)
+    for row in report.notes:
+        table.add_row(row.path, f"[dim](partly) {row.reason}[/dim]")
+    out.print(table)
 
 
 def _open(settings: Settings, *, build: bool = True):  # type: ignore[no-untyped-def]
@@ -61,13 +81,21 @@ def ingest(
     if rebuild:
         wipe(settings.index_dir)
     index = _open(settings, build=False)
-    report = _ingest_with_progress(index, paths or [settings.seeds_dir], prune=prune, settings=settings)
+    given = paths or [settings.seeds_dir]
+    report = _ingest_with_progress(index, given, prune=prune, settings=settings)
     for label, ids in (("added", report.added), ("updated", report.updated),
                        ("skipped", report.skipped), ("removed", report.removed)):
         out.print(f"{label:>8}: {len(ids)}" + (f"  ({', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})"
                                                if ids else ""))
+    out.print(f"  failed: {len(report.failed)}")
     out.print(f"  chunks: {len(index)} in index, {report.chunks_embedded} embedded, "
               f"{report.chunks_reused} reused, {report.seconds:.1f}s")
+    _print_passed_over(report)
+    if not (report.added or report.updated or report.skipped):
+        # nothing could be read: say so, and fail (a script must not mistake this for success)
+        what = "no file could be read" if report.failed else "no supported files found"
+        err.print(f"[red]error:[/red] {what} in {', '.join(str(p) for p in given)}")
+        raise typer.Exit(1)
 
 
 def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
@@ -165,7 +193,12 @@ def eval_(
     summary = run_gold(index, dataset, generator=make_generator(settings), top_k=settings.top_k,
                        out_json=json_out, report_md=report, progress=True)
     out.print(format_table([summary]))
+    if summary["errors"]:
+        err.print(f"[yellow]{summary['errors']} of {summary['n']} question(s) failed or were "
+                  "malformed (error rows in the records); the rest were evaluated[/yellow]")
     problems = check_floor(summary, min_accuracy) if min_accuracy is not None else []
+    if summary["errors"] == summary["n"]:  # a run that measured nothing must not pass silently
+        problems.append("nothing could be evaluated")
     for problem in problems:
         err.print(f"[red]{problem}[/red]")
     if problems:
@@ -179,17 +212,28 @@ def bench_squad(
     limit: Annotated[int | None, typer.Option(help="first N questions (all paragraphs indexed)")] = None,
     index_dir: Annotated[Path | None, typer.Option(help="index for this benchmark")] = None,
     embedder: Annotated[str | None, typer.Option(help="default: RAG_EMBEDDER")] = None,
+    restart: Annotated[bool, typer.Option(help="ignore the questions an interrupted run measured")] = False,
 ) -> None:
-    """Open-domain QA over a SQuAD-layout file (DRCD, CMRC 2018), with a BM25 baseline."""
+    """Open-domain QA over a SQuAD-layout file (DRCD, CMRC 2018), with a BM25 baseline.
+
+    An interrupted run keeps what it measured: the same command again resumes."""
     from evals.bench import format_summary, run_squad
 
     settings = Settings()
     if not file.is_file():
         raise typer.BadParameter(f"{file}: no such file")
-    summary = run_squad(file, out_json=json_out, limit=limit, top_k=settings.top_k,
-                        index_dir=index_dir or Path(".rag-bench") / file.stem,
-                        embedder=embedder or settings.embedder)
+    try:
+        summary = run_squad(file, out_json=json_out, limit=limit, top_k=settings.top_k,
+                            index_dir=index_dir or Path(".rag-bench") / file.stem,
+                            embedder=embedder or settings.embedder, restart=restart)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: what was measured is in {json_out} (complete: false); "
+                  "the same command resumes")
+        raise typer.Exit(130) from None
     out.print(format_summary(summary))
+    if summary["questions"] and summary["errors"] == summary["questions"]:
+        err.print("[red]no question could be measured[/red]")
+        raise typer.Exit(1)
 
 
 @app.command()

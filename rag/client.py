@@ -31,6 +31,7 @@ from rag.errors import (
     NotFoundError,
     RagError,
 )
+from rag.loaders import SUFFIXES
 from rag.schema import Answer, Message
 
 if TYPE_CHECKING:
@@ -168,8 +169,10 @@ class Client:
                     yield content
 
     def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
-        """Upload ``.txt``/``.md`` files (folders are walked) and ingest them on the server."""
-        files = [("files", (f.name, f.read_bytes(), "text/plain")) for f in _files(paths)]
+        """Upload files (text, Markdown, PDF, Word, PowerPoint, Excel, HTML, images; folders are
+        walked) and ingest them on the server."""
+        files = [("files", (f.name, f.read_bytes(), SUFFIXES.get(f.suffix.lower(), "text/plain")))
+                 for f in _files(paths)]
         if not files:
             raise DocumentError("no supported files to upload")
         result: dict[str, Any] = self._request("POST", "/documents", files=files)
@@ -259,13 +262,14 @@ class LocalClient:
         return stream_ask(self.index, question, history=_turns(history), **self._kwargs())
 
     def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
-        from rag.documents import load_documents
+        from rag.documents import find_files
         from rag.ingest import ingest
 
-        docs = load_documents(list(paths))
-        report = ingest(self.index, docs, chunk_size=self.settings.chunk_size,
-                        overlap=self.settings.chunk_overlap)
-        return {"documents": [d.doc_id for d in docs], **asdict(report)}
+        files, passed_over = find_files(list(paths))
+        report = ingest(self.index, files, chunk_size=self.settings.chunk_size,
+                        overlap=self.settings.chunk_overlap, limits=self.settings.limits())
+        report.failed[:0] = passed_over
+        return {"documents": [f.doc_id for f in files], **asdict(report)}
 
     def documents(self) -> list[dict[str, Any]]:
         return [asdict(d) for d in self.index.documents()]

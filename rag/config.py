@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
+from rag.loaders import Limits
 
 __all__ = ["Settings", "get_settings"]
 
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=1)
     chunk_size: int = Field(240, ge=20)
     chunk_overlap: int = Field(1, ge=0)  # sentences carried over between chunks
+    # documents: what one file may cost (over a limit it is refused, never half-read)
+    max_pages: int = Field(2_000, ge=1)  # PDF pages, slides
+    max_document_chars: int = Field(5_000_000, ge=1)  # extracted characters per file
+    max_unpacked_bytes: int = Field(200_000_000, ge=1)  # decompressed zip members / PDF streams
+    ocr: bool = True  # read scans and images with OCR when the `ocr` extra is installed
     generator: str = "auto"  # "auto" (rag.generate.AUTO) | "extractive" | "local" | "openai"
     refuse_below: float | None = Field(None, ge=0.0, le=1.0)  # override the calibrated threshold
     # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server
@@ -64,6 +70,11 @@ class Settings(BaseSettings):
         if self.top_k > self.max_top_k:
             raise ValueError(f"{_PREFIX}TOP_K={self.top_k} is above {_PREFIX}MAX_TOP_K={self.max_top_k}")
         return self
+
+
+    def limits(self) -> Limits:
+        """What one file may cost, for ``rag.loaders``."""
+        return Limits(self.max_pages, self.max_document_chars, self.max_unpacked_bytes, self.ocr)
 
 
 def _describe(error: Any) -> str:

@@ -1,4 +1,14 @@
-"""Load files into ``Document``s: original text, sha256, and a doc_id from the file stem."""
+"""Find files, name them, and load them into ``Document``s (text, page table, metadata).
+
+``find_files`` walks the given paths and names each file: its ``doc_id`` is the path relative to
+the folder it was found in, without its suffix (``policy/2024/handbook`` for
+``policy/2024/handbook.pdf``), so two ``README.md`` in different folders never collide; files that
+differ only by suffix keep it (``report.pdf``, ``report.docx``). A file given by itself is named
+by its stem. Each ``SourceFile`` carries the sha256 of its bytes, so ingest skips an unchanged
+file before parsing it (parsing a PDF costs far more than hashing it); ``load`` parses it with
+``rag.loaders``. Files that cannot be used are returned as ``Skipped`` rows with the reason,
+never raised, so one bad file does not abort a batch.
+"""
 
 from __future__ import annotations
 
@@ -8,83 +18,145 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import DocumentError
+from rag.loaders import SUFFIXES, TEXT, Extracted, Limits, Page, extract
+from rag.loaders.text import decode
 
-__all__ = ["SUPPORTED_SUFFIXES", "Document", "decode", "load_documents"]
+__all__ = ["SUPPORTED_SUFFIXES", "Document", "Skipped", "SourceFile", "decode", "find_files",
+           "load_documents"]
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown")
+SUPPORTED_SUFFIXES = tuple(SUFFIXES)
 
 
 @dataclass(frozen=True)
 class Document:
     doc_id: str
-    text: str
-    sha256: str
-    path: str = ""
+    text: str  # the original text every citation quotes: the file's, or what a loader extracted
+    sha256: str  # of ``text``
+    path: str = ""  # where the file is stored
     metadata: dict[str, str] = field(default_factory=dict)
+    source: str = ""  # what the user gave: a path, or an upload's file name
+    title: str = ""
+    media_type: str = TEXT
+    pages: tuple[Page, ...] = ()  # where each page / slide / sheet row starts in ``text``
+    source_sha256: str = ""  # of the file's bytes: unchanged bytes are skipped before parsing
+    notes: tuple[str, ...] = ()  # what the loader left out (pages without text, …)
 
     @classmethod
     def from_text(cls, doc_id: str, text: str, path: str = "") -> Document:
-        return cls(doc_id, text, hashlib.sha256(text.encode("utf-8")).hexdigest(), path)
+        return cls(doc_id, text, _sha(text.encode("utf-8")), path, source=path)
+
+    @classmethod
+    def from_extracted(cls, doc_id: str, extracted: Extracted, *, path: str, source: str,
+                       source_sha256: str) -> Document:
+        return cls(doc_id, extracted.text, _sha(extracted.text.encode("utf-8")), path,
+                   source=source, title=extracted.title, media_type=extracted.media_type,
+                   pages=extracted.pages, source_sha256=source_sha256, notes=extracted.notes)
 
 
-def decode(data: bytes, name: str) -> str:
-    """UTF-8 (with or without BOM), else GB18030; binaries and undecodable bytes are refused."""
-    if b"\x00" in data[:8192]:
-        raise DocumentError(f"{name}: looks like a binary file, not text")
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError as exc:
-            if encoding == "gb18030" or exc.start < len(data) - 3 or "end of data" not in exc.reason:
+@dataclass(frozen=True)
+class SourceFile:
+    """A file found on disk, named and hashed but not parsed yet."""
+
+    doc_id: str
+    path: Path
+    sha256: str  # of the bytes
+
+    def load(self, limits: Limits | None = None) -> Document:
+        """Parse the file (``DocumentError`` when it cannot be used)."""
+        data = _read(self.path)
+        extracted = extract(data, str(self.path), limits)
+        return Document.from_extracted(self.doc_id, extracted, path=str(self.path),
+                                       source=str(self.path), source_sha256=_sha(data))
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not ingested, and why."""
+
+    path: str
+    reason: str
+    walked: bool = False  # an unsupported type met while walking a folder, not a file asked for
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read ({exc.strerror})") from exc
+    return digest.hexdigest()
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    """Files under ``root``, sorted, dot-files and dot-folders (.git, .cache) left out."""
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def _unsupported(path: Path) -> str:
+    return (f"unsupported file type {path.suffix or '(none)'}; supported: "
+            f"{', '.join(sorted(SUFFIXES))}")
+
+
+def _named(found: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Names without suffixes, except where two files differ by their suffix alone."""
+    counts: dict[str, int] = {}
+    for _, rel in found:
+        counts[rel] = counts.get(rel, 0) + 1
+    return [(path, rel if counts[rel] == 1 else rel + path.suffix.lower()) for path, rel in found]
+
+
+def find_files(paths: Iterable[str | Path]) -> tuple[list[SourceFile], list[Skipped]]:
+    """The supported files under ``paths`` (folders walked recursively), named and hashed, and
+    the files passed over with the reason. A missing path raises ``DocumentError``."""
+    files: dict[str, SourceFile] = {}
+    skipped: list[Skipped] = []
+    seen: set[Path] = set()
+    for given in (Path(p) for p in paths):
+        if not given.exists():
+            raise DocumentError(f"{given}: no such file or directory")
+        candidates = list(_walk(given)) if given.is_dir() else [given]
+        found: list[tuple[Path, str]] = []
+        for path in candidates:
+            if path.resolve() in seen:
                 continue
-            text = data[:exc.start].decode(encoding)  # UTF-8 cut mid-character: drop the stub
-        controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
-        if controls > 8:
-            raise DocumentError(f"{name}: looks like a binary file, not text")
-        return text.replace("\r\n", "\n").replace("\r", "\n")
-    raise DocumentError(f"{name}: not valid UTF-8 or GB18030 text")
+            seen.add(path.resolve())
+            if path.suffix.lower() not in SUFFIXES:
+                skipped.append(Skipped(str(path), _unsupported(path), walked=given.is_dir()))
+                continue
+            rel = path.relative_to(given) if given.is_dir() else Path(path.name)
+            found.append((path, rel.with_suffix("").as_posix()))
+        for path, doc_id in _named(found):
+            if doc_id in files:
+                skipped.append(Skipped(str(path), f"its name {doc_id!r} is taken by"
+                                                  f" {files[doc_id].path} (ingest the folders apart)"))
+                continue
+            try:
+                files[doc_id] = SourceFile(doc_id, path, _hash_file(path))
+            except DocumentError as exc:
+                skipped.append(Skipped(str(path), str(exc)))
+    return list(files.values()), skipped
 
 
-def _files(paths: Iterable[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise DocumentError(f"{path}: no such file or directory")
-        if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.suffix.lower() in SUPPORTED_SUFFIXES:
-            found.append(path)
-        else:
-            raise DocumentError(
-                f"{path}: unsupported file type {path.suffix or '(none)'};"
-                f" supported: {', '.join(SUPPORTED_SUFFIXES)}"
-            )
-    return found
-
-
-def load_documents(paths: Iterable[str | Path]) -> list[Document]:
-    """Every supported file under ``paths`` (folders walked recursively, dot-folders skipped).
-
-    Raises ``DocumentError`` for a missing path, an unreadable or binary file, or two files
-    with the same stem (doc_ids must be unique).
-    """
-    docs: dict[str, Document] = {}
-    for file in _files(Path(p) for p in paths):
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise DocumentError(f"{file}: cannot read ({exc.strerror})") from exc
-        text = decode(data, str(file))
-        doc = Document(file.stem, text, hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                       str(file))
-        if doc.doc_id in docs and docs[doc.doc_id].path != doc.path:
-            raise DocumentError(
-                f"duplicate doc_id {doc.doc_id!r}: {docs[doc.doc_id].path} and {file}"
-                " (doc_ids are file stems and must be unique)"
-            )
-        docs[doc.doc_id] = doc
-    return list(docs.values())
+def load_documents(paths: Iterable[str | Path], limits: Limits | None = None) -> list[Document]:
+    """Every supported file under ``paths``, parsed. Strict: the first file that cannot be used
+    raises ``DocumentError`` (``rag.ingest`` takes ``SourceFile``s and reports them instead);
+    files of other types met in a folder are passed over."""
+    files, skipped = find_files(paths)
+    for row in skipped:
+        if not row.walked:
+            raise DocumentError(f"{row.path}: {row.reason}")
+    return [f.load(limits) for f in files]

@@ -2,8 +2,10 @@
 
     RagError                     root: catch this at an edge (CLI, HTTP) and show its message
     ├── InputError               a question or request is malformed (empty, too long, bad top_k)
-    ├── DocumentError            a file cannot be loaded (missing, unreadable, binary, unsupported,
-    │                            duplicate doc_id)
+    ├── DocumentError            a file cannot be loaded (missing, unreadable, encrypted, corrupt,
+    │   │                        no text)
+    │   ├── UnsupportedFormatError   a type wenda does not read (sniffed from the bytes)
+    │   └── DocumentTooLargeError    over a limit: pages, characters, unpacked bytes
     ├── IndexStateError          the index is missing, corrupt, locked, or was made by an
     │   │                        incompatible version or embedder
     │   └── IncompatibleIndexError
@@ -20,12 +22,14 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DocumentError",
+    "DocumentTooLargeError",
     "IncompatibleIndexError",
     "IndexStateError",
     "InputError",
     "ModelError",
     "NotFoundError",
     "RagError",
+    "UnsupportedFormatError",
 ]
 
 
@@ -45,6 +49,18 @@ class DocumentError(RagError):
     """A file cannot be loaded as a document."""
 
     code = "invalid_document"
+
+
+class UnsupportedFormatError(DocumentError):
+    """The file is of a type wenda does not read."""
+
+    code = "unsupported_media_type"
+
+
+class DocumentTooLargeError(DocumentError):
+    """The file is over a limit (pages, extracted characters, decompressed bytes)."""
+
+    code = "document_too_large"
 
 
 class IndexStateError(RagError):

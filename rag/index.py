@@ -36,9 +36,11 @@ from rag.durable import atomic_write, sweep_temp_files
 from rag.embed import Embedder
 from rag.errors import IncompatibleIndexError, IndexStateError, NotFoundError
 from rag.lexical import Lexicon
+from rag.loaders import Page
 from rag.normalize import Normalized
 
-__all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "Loaded", "build_faiss"]
+__all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "Loaded", "StoredDocument", "build_faiss",
+           "pages_from_json", "pages_to_json"]
 
 SCHEMA_VERSION = 1
 HNSW_ABOVE = 200_000  # chunks; below this an exact flat index is fast enough
@@ -47,7 +49,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents(
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL,
-    ntext TEXT NOT NULL, origin BLOB NOT NULL, ingested_at REAL NOT NULL);
+    ntext TEXT NOT NULL, origin BLOB NOT NULL, ingested_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '',
+    media_type TEXT NOT NULL DEFAULT 'text/plain', pages TEXT NOT NULL DEFAULT '[]',
+    source_sha256 TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
     ordinal INTEGER NOT NULL, text TEXT NOT NULL, ostart INTEGER NOT NULL, oend INTEGER NOT NULL,
@@ -56,6 +61,13 @@ CREATE TABLE IF NOT EXISTS chunks(
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_sha ON chunks(text_sha);
 """
+# Columns added since schema 1 (documents from files other than text): an older index gains them
+# with their defaults when opened, so it keeps working without a rebuild.
+_ADDED_COLUMNS = {
+    "source": "TEXT NOT NULL DEFAULT ''", "title": "TEXT NOT NULL DEFAULT ''",
+    "media_type": "TEXT NOT NULL DEFAULT 'text/plain'", "pages": "TEXT NOT NULL DEFAULT '[]'",
+    "source_sha256": "TEXT NOT NULL DEFAULT ''",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,30 @@ class DocumentInfo:
     sha256: str
     chars: int
     chunks: int
+    source: str = ""
+    title: str = ""
+    media_type: str = "text/plain"
+    pages: int = 0  # pages or slides; 0 for formats without pages
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """One document as the index keeps it: original text, its normalized form, page table."""
+
+    text: str
+    normalized: Normalized
+    pages: tuple[Page, ...] = ()
+    media_type: str = "text/plain"
+    title: str = ""
+
+
+def pages_to_json(pages: tuple[Page, ...]) -> str:
+    return json.dumps([[p.start, p.number, p.label] if p.label else [p.start, p.number]
+                       for p in pages], ensure_ascii=False, separators=(",", ":"))
+
+
+def pages_from_json(raw: str) -> tuple[Page, ...]:
+    return tuple(Page(*row) for row in json.loads(raw or "[]"))
 
 
 @dataclass(frozen=True)
@@ -76,7 +112,7 @@ class Loaded:
     rows: np.ndarray  # BM25 row -> chunk id
     lexicon: Lexicon
     faiss: Any
-    document: Callable[[str], tuple[str, Normalized]]  # doc_id -> (original, normalized), cached
+    document: Callable[[str], StoredDocument]  # doc_id -> what is stored of it, cached
 
 
 class Index:
@@ -136,6 +172,10 @@ class Index:
     def _check_meta(self, db: sqlite3.Connection) -> None:
         with db:
             db.executescript(_SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+            for column, spec in _ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE documents ADD COLUMN {column} {spec}")
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if not meta:
                 db.executemany("INSERT INTO meta VALUES (?, ?)", [
@@ -214,29 +254,36 @@ class Index:
     def documents(self) -> list[DocumentInfo]:
         with self.connect() as db:
             rows = db.execute(
-                "SELECT d.doc_id, d.path, d.sha256, length(d.text), count(c.id) FROM documents d"
+                "SELECT d.doc_id, d.path, d.sha256, length(d.text), count(c.id), d.source, d.title,"
+                " d.media_type, d.pages FROM documents d"
                 " LEFT JOIN chunks c ON c.doc_id = d.doc_id GROUP BY d.doc_id ORDER BY d.doc_id"
             ).fetchall()
-        return [DocumentInfo(*r) for r in rows]
+        return [DocumentInfo(r[0], r[1], r[2], r[3], r[4], source=r[5], title=r[6], media_type=r[7],
+                             pages=len({p.number for p in pages_from_json(r[8])})) for r in rows]
 
     def text(self, doc_id: str) -> str:
         """The original text of a document."""
-        return self.loaded.document(doc_id)[0]
+        return self.loaded.document(doc_id).text
 
     def normalized(self, doc_id: str) -> Normalized:
-        return self.loaded.document(doc_id)[1]
+        return self.loaded.document(doc_id).normalized
 
-    def _read_document(self, shas: dict[str, str], doc_id: str) -> tuple[str, Normalized]:
+    def stored(self, doc_id: str) -> StoredDocument:
+        """Text, normalized text, page table and media type of a document (as loaded)."""
+        return self.loaded.document(doc_id)
+
+    def _read_document(self, shas: dict[str, str], doc_id: str) -> StoredDocument:
         """Read lazily, so checked against the loaded state: a document changed or deleted since
         (by another writer) is not the one the loaded chunks point into."""
         with self.connect() as db:
-            row = db.execute("SELECT text, ntext, origin, sha256 FROM documents WHERE doc_id=?",
-                             (doc_id,)).fetchone()
+            row = db.execute("SELECT text, ntext, origin, sha256, pages, media_type, title"
+                             " FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
         if row is None or row[3] != shas.get(doc_id):
             raise NotFoundError(f"no document {doc_id!r} in the index (as loaded)" if row else
                                 f"no document {doc_id!r} in the index")
         origin = np.frombuffer(row[2], dtype=np.int32).tolist()
-        return row[0], Normalized(row[1], origin, len(row[0]))
+        return StoredDocument(row[0], Normalized(row[1], origin, len(row[0])),
+                              pages_from_json(row[4]), row[5], row[6])
 
     def stats(self) -> dict[str, Any]:
         loaded = self.loaded

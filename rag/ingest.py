@@ -1,8 +1,10 @@
 """Bring an index up to date with a set of documents: add, replace, skip, prune.
 
-Unchanged documents (same sha256) cost nothing; a changed one has its chunks replaced (chunks
-whose text did not change keep their stored vectors); with ``prune`` every document not in the
-input is deleted. All writes land in one SQLite transaction, under an exclusive file lock. When
+Unchanged documents (same sha256) cost nothing, and an unchanged file (``SourceFile``: same
+bytes) is not even parsed; a changed one has its chunks replaced (chunks whose text did not change
+keep their stored vectors); with ``prune`` every document not in the input is deleted. A file that
+cannot be parsed is reported in ``failed`` and changes nothing (its stored version, if any, stays,
+even with ``prune``). All writes land in one SQLite transaction, under an exclusive file lock. When
 nothing changed, nothing is written and nothing reloaded (unless another writer committed).
 """
 
@@ -20,14 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from rag.chunk import Chunk, chunk_document
-from rag.documents import Document
-from rag.index import Index
+from rag.documents import Document, Skipped, SourceFile
+from rag.errors import DocumentError
+from rag.index import Index, pages_to_json
 from rag.lexical import tokenize
+from rag.loaders import Limits
 from rag.normalize import Normalized, normalize
 
 __all__ = ["IngestReport", "delete_documents", "ingest", "locked", "wipe"]
 
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
+Reading = Callable[[int, int, str], None]  # (done, total, path) files parsed
 
 
 @dataclass
@@ -36,6 +41,8 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    failed: list[Skipped] = field(default_factory=list)  # files that could not be used, and why
+    notes: list[Skipped] = field(default_factory=list)  # parts of files left out (pages, …)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     seconds: float = 0.0
@@ -96,28 +103,63 @@ def _embed(index: Index, chunks: list[Chunk], batch: int, progress: Progress | N
     return vectors
 
 
-def ingest(index: Index, documents: Sequence[Document], *, prune: bool = False,
+def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, str]],
+           limits: Limits | None, reading: Reading | None, report: IngestReport,
+           rehashed: list[tuple[str, str]]) -> list[Document]:
+    """The documents that changed: files whose bytes are unchanged are skipped unparsed, files
+    that fail to parse are reported in ``report.failed``; ``rehashed`` gets the files whose bytes
+    changed but not their text (so the next run skips them unparsed)."""
+    changed: list[Document] = []
+    for i, item in enumerate(items):
+        sha, source_sha = stored.get(item.doc_id, ("", ""))
+        if isinstance(item, SourceFile):
+            if item.sha256 == source_sha:
+                report.skipped.append(item.doc_id)
+                continue
+            if reading:
+                reading(i, len(items), str(item.path))
+            try:
+                doc = item.load(limits)
+            except DocumentError as exc:
+                report.failed.append(Skipped(str(item.path), str(exc).removeprefix(f"{item.path}: ")))
+                continue
+            report.notes += [Skipped(str(item.path), note) for note in doc.notes]
+        else:
+            doc = item
+        if doc.sha256 == sha:
+            report.skipped.append(doc.doc_id)
+            if doc.source_sha256 != source_sha:
+                rehashed.append((doc.source_sha256, doc.doc_id))
+            continue
+        changed.append(doc)
+    return changed
+
+
+def ingest(index: Index, documents: Sequence[Document | SourceFile], *, prune: bool = False,
            chunk_size: int = 240, overlap: int = 1, batch: int = 32,
-           progress: Progress | None = None) -> IngestReport:
+           progress: Progress | None = None, limits: Limits | None = None,
+           reading: Reading | None = None) -> IngestReport:
     """Make the index hold ``documents``; see the module docstring. Reloads ``index`` if changed."""
     started = time.perf_counter()
     report = IngestReport()
     with locked(index.directory):
         with index.connect() as db:
-            stored = dict(db.execute("SELECT doc_id, sha256 FROM documents"))
+            stored = {d: (sha, src) for d, sha, src in
+                      db.execute("SELECT doc_id, sha256, source_sha256 FROM documents")}
         todo: list[tuple[Document, Normalized, list[Chunk]]] = []
-        for doc in documents:
-            if stored.get(doc.doc_id) == doc.sha256:
-                report.skipped.append(doc.doc_id)
-                continue
+        rehashed: list[tuple[str, str]] = []
+        for doc in _parse(documents, stored, limits, reading, report, rehashed):
             (report.updated if doc.doc_id in stored else report.added).append(doc.doc_id)
             norm = normalize(doc.text)
             todo.append((doc, norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)))
         if prune:
-            keep = {d.doc_id for d in documents}
+            keep = {d.doc_id for d in documents}  # a file that failed to parse keeps its old version
             report.removed = sorted(d for d in stored if d not in keep)
         all_chunks = [c for _, _, cs in todo for c in cs]
         vectors = _embed(index, all_chunks, batch, progress, report)
+        if rehashed:  # the same content: no new generation, readers need not reload
+            with index.connect() as db, db:
+                db.executemany("UPDATE documents SET source_sha256=? WHERE doc_id=?", rehashed)
         if report.changed:
             _commit(index, todo, all_chunks, vectors, report)
             index.reload()
@@ -134,9 +176,13 @@ def _commit(index: Index, todo: list[tuple[Document, Normalized, list[Chunk]]],
         for doc_id in [*report.updated, *report.removed]:
             db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
             db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
-        db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", [
-            (doc.doc_id, doc.path, doc.sha256, doc.text, norm.text,
-             np.asarray(norm.origin, dtype=np.int32).tobytes(), now) for doc, norm, _ in todo])
+        db.executemany(
+            "INSERT INTO documents(doc_id, path, sha256, text, ntext, origin, ingested_at, source,"
+            " title, media_type, pages, source_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(doc.doc_id, doc.path, doc.sha256, doc.text, norm.text,
+              np.asarray(norm.origin, dtype=np.int32).tobytes(), now, doc.source or doc.path,
+              doc.title, doc.media_type, pages_to_json(doc.pages), doc.source_sha256)
+             for doc, norm, _ in todo])
         db.executemany(
             "INSERT INTO chunks(doc_id, ordinal, text, ostart, oend, nstart, nend, tokens, text_sha,"
             " vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -18,6 +18,7 @@ from rag.extract import ANSWER_TYPES
 from rag.generate import Draft, Generator, Passage, load_generator
 from rag.index import Index
 from rag.lexical import Lexicon, agent_verb, coverage, question_weights, tokenize
+from rag.loaders import where
 from rag.normalize import has_cjk, is_traditional, to_simplified, to_traditional
 from rag.prompts import language_of, render
 from rag.retrieve import Hit, make_query, retrieve
@@ -185,13 +186,22 @@ class _Run:
     def texts(self) -> dict[str, str]:
         return {h.chunk.doc_id: self.index.text(h.chunk.doc_id) for h in self.hits}
 
+    def where(self, doc_id: str, offset: int) -> dict[str, object]:
+        """Page and location of a character, for documents with pages (PDF, slides, sheets)."""
+        stored = self.index.stored(doc_id)
+        return where(stored.pages, offset, stored.media_type)
+
     def finish(self, draft: Draft | None) -> Answer:
         texts = self.texts()
         passages = [PassageOut(doc_id=h.chunk.doc_id, chunk_id=h.chunk.chunk_id,
                                text=texts[h.chunk.doc_id][h.chunk.start:h.chunk.end],
                                score=round(h.score, 4), start=h.chunk.start, end=h.chunk.end)
+                    .model_copy(update=self.where(h.chunk.doc_id, h.chunk.start))
                     for h in self.hits]
-        citations = cite(draft.evidence, self.passages, texts) if draft and not draft.refused else []
+        citations = ([c.model_copy(update={**self.where(c.doc_id, c.start),
+                                           "title": self.index.stored(c.doc_id).title or None})
+                      for c in cite(draft.evidence, self.passages, texts)]
+                     if draft and not draft.refused else [])
         short = None
         if draft and draft.short_answer and citations:
             ev = draft.short_answer

@@ -26,6 +26,11 @@ class Citation(BaseModel):
     score: float
     passage: str | None = Field(default=None, description="the whole cited passage (original text)")
     passage_start: int | None = Field(default=None, description="offset of `passage` in the document")
+    page: int | None = Field(default=None, description="1-based page or slide of the quote's start;"
+                             " null for formats without pages")
+    location: str | None = Field(default=None, description="where the quote is, for people:"
+                                 " 第 3 页, 第 2 张幻灯片, 销售 第 5 行")
+    title: str | None = Field(default=None, description="the document's title, when it has one")
 
 
 class Passage(BaseModel):
@@ -37,6 +42,8 @@ class Passage(BaseModel):
     score: float
     start: int = 0
     end: int = 0
+    page: int | None = None
+    location: str | None = None
 
 
 class Message(BaseModel):
@@ -69,7 +76,8 @@ class Answer(BaseModel):
         if self.short_answer:
             lines += [f"**Short answer:** {self.short_answer}", ""]
         for c in self.citations:
-            lines.append(f"[{c.n}] `{c.doc_id}` {c.start}–{c.end}: > {c.quote}")
+            where = f" {c.location}" if c.location else ""
+            lines.append(f"[{c.n}] `{c.doc_id}`{where} {c.start}–{c.end}: > {c.quote}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -86,8 +94,9 @@ class Answer(BaseModel):
                         + f"<mark>{escape(c.passage[a:b])}</mark>"
                         + escape(c.passage[b:])
                     )
+            where = f" <b>{escape(c.location)}</b>" if c.location else ""
             parts.append(
-                f"<p><b>[{c.n}]</b> <code>{escape(c.doc_id)}</code> "
+                f"<p><b>[{c.n}]</b> <code>{escape(c.doc_id)}</code>{where} "
                 f"<small>{c.start}–{c.end}</small><br>{body}</p>"
             )
         parts.append("</div>")

@@ -2,6 +2,8 @@
 
     RagError subclass            status  error.code
     InputError                   400     invalid_input
+    UnsupportedFormatError       415     unsupported_media_type
+    DocumentTooLargeError        413     document_too_large
     DocumentError                400     invalid_document
     NotFoundError                404     not_found
     IndexStateError              503     index_error (incompatible_index for the subclass)
@@ -25,7 +27,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import DocumentError, IndexStateError, InputError, ModelError, NotFoundError, RagError
+from rag.errors import (
+    DocumentError,
+    DocumentTooLargeError,
+    IndexStateError,
+    InputError,
+    ModelError,
+    NotFoundError,
+    RagError,
+    UnsupportedFormatError,
+)
 
 __all__ = ["ApiError", "error_body", "install", "status_for"]
 
@@ -33,6 +44,8 @@ log = logging.getLogger("wenda.server")
 
 _STATUS: list[tuple[type[RagError], int]] = [
     (InputError, 400),
+    (UnsupportedFormatError, 415),
+    (DocumentTooLargeError, 413),
     (DocumentError, 400),
     (NotFoundError, 404),
     (IndexStateError, 503),

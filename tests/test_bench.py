@@ -92,3 +92,58 @@ def test_duplicate_paragraph_ids_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"data": [{"paragraphs": [para, para]}]}), encoding="utf-8")
     with pytest.raises(InputError):
         load_squad(path)
+
+
+# ---- real data has bad items: each is an error row, the run goes on ---------------------------
+def _bad_squad(tmp_path: Path) -> Path:
+    """The tiny set plus what public sets hold: empty questions, an answer without text, a
+    paragraph with no context, and a question the pipeline fails on (see ``_flaky_ask``)."""
+    data = json.loads(_squad(tmp_path).read_text(encoding="utf-8"))
+    paragraphs = data["data"][0]["paragraphs"]
+    paragraphs[0]["qas"].insert(1, {"id": "empty-1", "question": "", "answers": []})
+    paragraphs[1]["qas"] += [{"id": "empty-2", "question": "  ", "answers": []},
+                             {"id": "no-text", "question": "西咸新区?", "answers": [{"x": 1}]},
+                             {"id": "boom", "question": "爆炸的问题?", "answers": []}]
+    paragraphs.append({"id": "p4", "context": "", "qas": [{"id": "p4-1", "question": "什么?"}]})
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_bad_items_become_error_rows_and_the_run_goes_on(tmp_path: Path, fake_embedder: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    real_ask = bench.ask
+
+    def flaky_ask(index: Any, question: str, **kwargs: Any) -> Any:
+        if question == "爆炸的问题?":
+            raise RuntimeError("the model crashed")
+        return real_ask(index, question, **kwargs)
+
+    monkeypatch.setattr(bench, "ask", flaky_ask)
+    out = tmp_path / "out.json"
+    summary = run_squad(_bad_squad(tmp_path), out_json=out, index_dir=tmp_path / "index",
+                        embedder=fake_embedder, progress=False)
+    records = json.loads(out.read_text(encoding="utf-8"))["records"]
+    errors = {r["qid"]: r["error"] for r in records if "error" in r}
+    assert errors == {"empty-1": "the question is empty", "empty-2": "the question is empty",
+                      "no-text": "data[0].paragraphs[1].qas[3]: an answer without text",
+                      "boom": "RuntimeError: the model crashed",
+                      "p4-1": "paragraph p4: empty or missing context"}
+    measured = [r for r in records if "error" not in r]
+    assert [r["qid"] for r in measured] == ["p1-1", "p1-2", "p2-1", "p2-2", "p3-1"]
+    assert summary["questions"] == 10 and summary["errors"] == 5 and summary["complete"]
+    assert summary["paragraphs"] == 3  # the empty paragraph is not indexed
+    assert summary["em"] == pytest.approx(sum(r["em"] for r in measured) / 5)  # errors left out
+    assert summary["hit@10"] == 1.0
+    assert "errors: 5 question(s) failed" in format_summary(summary)
+    assert "over the 5 measured" in format_summary(summary)
+
+
+def test_a_file_that_is_not_squad_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "not.json"
+    path.write_text('{"version": 1}', encoding="utf-8")
+    with pytest.raises(InputError, match="not SQuAD layout"):
+        load_squad(path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(InputError, match="not a readable JSON file"):
+        load_squad(path)

@@ -116,17 +116,67 @@ def test_ingest_missing_path(index_dir: Path) -> None:
     assert_clean_error(rag("ingest", "/nonexistent", index_dir=index_dir), "/nonexistent", "no such file")
 
 
-def test_ingest_binary_file_writes_nothing(index_dir: Path, tmp_path: Path) -> None:
+def test_one_bad_file_never_aborts_the_batch(index_dir: Path, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "good.txt").write_text("一个正常的文档。", encoding="utf-8")
     (docs / "bad.txt").write_bytes(b"\x7fELF\x00\x00\x01\x02" * 64)
-    before = fingerprint(index_dir)
-    assert_clean_error(rag("ingest", str(docs), index_dir=index_dir), "bad.txt", "binary")
-    assert fingerprint(index_dir) == before
+    (docs / "table.csv").write_text("a,b", encoding="utf-8")
+    result = rag("ingest", str(docs), index_dir=index_dir)
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout)["added"] == 1
+    table = result.stdout[result.stdout.index("not ingested"):]
+    assert "bad.txt" in table and "binary" in table  # each file passed over, and why
+    assert "table.csv" in table and "unsupported file type .csv" in table
     with sqlite3.connect(index_dir / "docstore.sqlite") as db:
         stored = sorted(r[0] for r in db.execute("SELECT doc_id FROM documents"))
-    assert stored == SEED_IDS
+    assert stored == sorted([*SEED_IDS, "good"])
+    assert rag("ingest", "--prune", index_dir=index_dir).returncode == 0  # back to the seeds
+
+
+def test_nothing_readable_is_an_error_that_says_so(index_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage")
+    before = fingerprint(index_dir)
+    result = rag("ingest", str(tmp_path / "bad"), index_dir=index_dir)
+    assert result.returncode == 1 and "no file could be read" in result.stderr
+    assert "broken.pdf" in result.stdout and "not a valid PDF" in result.stdout
+    (tmp_path / "empty").mkdir()
+    result = rag("ingest", str(tmp_path / "empty"), index_dir=index_dir)
+    assert result.returncode == 1 and "no supported files found" in result.stderr
+    assert fingerprint(index_dir)["docstore.sqlite"] == before["docstore.sqlite"]
+
+
+FIXTURES = ROOT / "tests" / "fixtures" / "documents"
+
+
+def test_a_folder_of_real_documents_answers_with_pages(tmp_path: Path) -> None:
+    """PDF, Word, slides, a sheet and a web page in nested folders, plus a broken PDF: the rest
+    is ingested, and a question about the PDF cites page 2 with an exact quote."""
+    docs, index = tmp_path / "team", tmp_path / "index"
+    for name, folder in (("two_pages.pdf", "reports/2023"), ("taiwan.docx", "tea"),
+                         ("deck.pptx", "slides"), ("sheet.xlsx", "finance"), ("news.html", "web")):
+        (docs / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / name, docs / folder / name)
+    (docs / "reports" / "broken.pdf").write_bytes(b"%PDF-1.7\n garbage")
+    ingested = rag("ingest", str(docs), index_dir=index)
+    assert ingested.returncode == 0, ingested.stderr
+    assert counts(ingested.stdout)["added"] == 5
+    assert "broken.pdf" in ingested.stdout and "not a valid PDF" in ingested.stdout
+    with sqlite3.connect(index / "docstore.sqlite") as db:
+        rows = dict(db.execute("SELECT doc_id, media_type FROM documents"))
+    assert rows["reports/2023/two_pages"] == "application/pdf" and "tea/taiwan" in rows
+
+    result = rag("ask", "--json", "秦创原创新驱动平台在哪里启动?", index_dir=index)
+    assert result.returncode == 0, result.stderr
+    answer = Answer.model_validate_json(result.stdout)
+    assert not answer.refused and "西安" in answer.answer
+    cited = [c for c in answer.citations if "西安启动" in c.quote]
+    assert cited and cited[0].doc_id == "reports/2023/two_pages"
+    assert cited[0].page == 2 and cited[0].location == "第 2 页"
+    with sqlite3.connect(index / "docstore.sqlite") as db:
+        (text,) = db.execute("SELECT text FROM documents WHERE doc_id=?", (cited[0].doc_id,)).fetchone()
+    assert text[cited[0].start:cited[0].end] == cited[0].quote
 
 
 # ---- ask --------------------------------------------------------------------------------------

@@ -127,9 +127,12 @@ def test_http_ingest_walks_folders(client: Client, folder: Path, seed_index: Ind
     assert client.health()["index"]["documents"] == 4
 
 
-def test_http_unsupported_upload_is_a_document_error(client: Client, folder: Path) -> None:
-    with pytest.raises(DocumentError, match="unsupported"):
+def test_http_unusable_upload_is_a_document_error(client: Client, folder: Path) -> None:
+    with pytest.raises(DocumentError, match="not a valid PDF"):  # the bytes are "%PDF" and garbage
         client.ingest([folder / "scan.pdf"])
+    (folder / "setup.exe").write_bytes(b"MZ\x90\x00" * 10)
+    with pytest.raises(DocumentError, match="unsupported"):
+        client.ingest([folder / "setup.exe"])
 
 
 def test_wrong_or_missing_key_is_an_auth_error(app_http: httpx.Client, folder: Path) -> None:

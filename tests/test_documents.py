@@ -1,4 +1,4 @@
-"""rag.documents: loading real files from tmp_path."""
+"""rag.documents: finding, naming and loading real files from tmp_path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import Document, decode, load_documents
+from rag.documents import Document, decode, find_files, load_documents
 from rag.errors import DocumentError, RagError
 
 
@@ -42,9 +42,12 @@ def test_single_file_path(tmp_path: Path) -> None:
 def test_folder_walked_recursively_and_other_suffixes_ignored(tmp_path: Path) -> None:
     _write(tmp_path / "top.txt", "一")
     _write(tmp_path / "sub" / "deeper" / "inner.md", "二")
-    _write(tmp_path / "sub" / "image.png", b"\x89PNG\x00\x00")
+    _write(tmp_path / "sub" / "tool.exe", b"MZ\x90\x00")
     _write(tmp_path / "sub" / "notes.csv", "a,b")
-    assert sorted(d.doc_id for d in load_documents([tmp_path])) == ["inner", "top"]
+    assert sorted(d.doc_id for d in load_documents([tmp_path])) == ["sub/deeper/inner", "top"]
+    _, skipped = find_files([tmp_path])  # the passed-over files are listed, with the reason
+    assert sorted(Path(s.path).name for s in skipped) == ["notes.csv", "tool.exe"]
+    assert all("unsupported file type" in s.reason for s in skipped)
 
 
 def test_dot_folders_and_dot_files_skipped(tmp_path: Path) -> None:
@@ -110,13 +113,31 @@ def test_invalid_bytes_refused(tmp_path: Path) -> None:
         load_documents([tmp_path])
 
 
-def test_duplicate_stems_refused_naming_both(tmp_path: Path) -> None:
-    first = _write(tmp_path / "a" / "report.txt", "一")
-    second = _write(tmp_path / "b" / "report.md", "二")
-    with pytest.raises(DocumentError) as info:
-        load_documents([tmp_path])
-    message = str(info.value)
-    assert "report" in message and str(first) in message and str(second) in message
+def test_doc_id_is_the_relative_path_so_same_stems_never_collide(tmp_path: Path) -> None:
+    _write(tmp_path / "a" / "README.md", "一")
+    _write(tmp_path / "b" / "README.md", "二")
+    _write(tmp_path / "policy" / "2024" / "handbook.txt", "三")
+    docs = {d.doc_id: d.text for d in load_documents([tmp_path])}
+    assert docs == {"a/README": "一", "b/README": "二", "policy/2024/handbook": "三"}
+    # the same folder ingested again, or from another working directory: the same ids
+    assert {d.doc_id for d in load_documents([tmp_path / "policy"])} == {"2024/handbook"}
+
+
+def test_files_differing_only_by_suffix_keep_it(tmp_path: Path) -> None:
+    _write(tmp_path / "x" / "report.txt", "文本")
+    _write(tmp_path / "x" / "report.md", "# 标题")
+    _write(tmp_path / "x" / "other.txt", "其他")
+    assert sorted(d.doc_id for d in load_documents([tmp_path])) == [
+        "x/other", "x/report.md", "x/report.txt"]
+
+
+def test_a_name_taken_across_two_folders_is_skipped_not_fatal(tmp_path: Path) -> None:
+    _write(tmp_path / "a" / "README.md", "一")
+    _write(tmp_path / "b" / "README.md", "二")
+    files, skipped = find_files([tmp_path / "a", tmp_path / "b"])
+    assert [f.doc_id for f in files] == ["README"]
+    (row,) = skipped
+    assert row.path == str(tmp_path / "b" / "README.md") and "taken by" in row.reason
 
 
 def test_same_file_twice_is_not_a_duplicate(tmp_path: Path) -> None:
@@ -131,22 +152,25 @@ def test_crlf_and_cr_normalized(tmp_path: Path) -> None:
     assert decode(b"a\r\nb", "x") == "a\nb"
 
 
-def test_doc_id_is_stem_and_sha256_stable(tmp_path: Path) -> None:
+def test_doc_id_and_sha256_stable(tmp_path: Path) -> None:
     _write(tmp_path / "000_6326ffad47e9d9fc.txt", "同样的内容")
     _write(tmp_path / "other" / "copy.txt", "同样的内容")
     docs = {d.doc_id: d for d in load_documents([tmp_path])}
-    assert set(docs) == {"000_6326ffad47e9d9fc", "copy"}
+    assert set(docs) == {"000_6326ffad47e9d9fc", "other/copy"}
     expected = hashlib.sha256("同样的内容".encode()).hexdigest()
-    assert docs["copy"].sha256 == docs["000_6326ffad47e9d9fc"].sha256 == expected
+    assert docs["other/copy"].sha256 == docs["000_6326ffad47e9d9fc"].sha256 == expected
     again = {d.doc_id: d for d in load_documents([tmp_path])}
-    assert again["copy"].sha256 == expected
+    assert again["other/copy"].sha256 == expected
     assert Document.from_text("copy", "同样的内容").sha256 == expected
 
 
-def test_sha_is_of_the_decoded_text_not_the_bytes(tmp_path: Path) -> None:
-    # the same text as UTF-8 with CRLF and as GB18030 with LF: same document content, same sha
+def test_sha_is_of_the_decoded_text_source_sha_of_the_bytes(tmp_path: Path) -> None:
+    # the same text as UTF-8 with CRLF and as GB18030 with LF: same document content, same sha;
+    # the bytes differ, and source_sha256 (what ingest compares before parsing) says so
     _write(tmp_path / "u" / "a.txt", "文本\r\n".encode())
     _write(tmp_path / "g" / "b.txt", "文本\n".encode("gb18030"))
-    a, b = sorted(load_documents([tmp_path]), key=lambda d: d.doc_id)
+    docs = {d.doc_id: d for d in load_documents([tmp_path])}
+    a, b = docs["u/a"], docs["g/b"]
     assert a.text == b.text == "文本\n"
     assert a.sha256 == b.sha256
+    assert a.source_sha256 == hashlib.sha256("文本\r\n".encode()).hexdigest() != b.source_sha256

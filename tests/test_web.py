@@ -1,14 +1,18 @@
 """The chat page in headless Chromium: ask, watch the answer stream in, open a citation and see
-its quote highlighted in the passage. Screenshot: tests/artifacts/web.png."""
+its quote highlighted in the passage; upload files (picker, drag and drop, API key) and see them
+listed; see a citation's page. Screenshots: tests/artifacts/web.png, tests/artifacts/web_upload.png."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,15 +30,16 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture
-def server(seed_index: Index) -> Iterator[str]:
+@contextmanager
+def serve(index: Index, **overrides: Any) -> Iterator[str]:
     """The real app under uvicorn in a thread, on a free loopback port."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(Settings(index_dir=seed_index.directory, generator="extractive"), index=seed_index)
+    settings = Settings(**{"index_dir": index.directory, "generator": "extractive", **overrides})
+    app = create_app(settings, index=index)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -46,9 +51,58 @@ def server(seed_index: Index) -> Iterator[str]:
                 break
         except httpx.TransportError:
             time.sleep(0.1)
-    yield base
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield base
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(seed_index: Index) -> Iterator[str]:
+    with serve(seed_index) as base:
+        yield base
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: Any, base: str) -> tuple[Any, list[str]]:
+    """A fresh page on the chat UI, once its stats line has loaded; and the page errors it raises."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/")
+    expect(page.locator("#stats")).to_contain_text("篇文档")
+    return page, errors
+
+
+def watch_status(page: Any) -> None:
+    """Record every text the upload status shows (the busy state is gone by the time we look)."""
+    page.evaluate("""() => { window.__seen = [];
+      const box = document.getElementById('upload-status');
+      new MutationObserver(() => window.__seen.push(box.textContent))
+        .observe(box, {childList: true, subtree: true, characterData: true}); }""")
+
+
+DROP = """([name, text]) => {
+  const dt = new DataTransfer();
+  dt.items.add(new File([text], name, {type: 'application/octet-stream'}));
+  for (const type of ['dragenter', 'dragover', 'drop'])
+    document.querySelector('#log').dispatchEvent(
+      new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
+}"""
+UPLOAD = "# 差旅报销办法\n\n员工出差的住宿标准为每晚不超过六百元，高铁乘坐二等座。\n"
 
 
 def test_chat_page_streams_and_highlights_citations(server: str, seed_index: Index) -> None:
@@ -98,3 +152,156 @@ def test_chat_page_streams_and_highlights_citations(server: str, seed_index: Ind
         assert page.locator(".msg.user").count() == 1  # blank input is not sent
         assert not errors, errors
         browser.close()
+
+
+def test_upload_by_picker_lists_document(server: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page, errors = open_page(browser, server)
+    expect(page.locator("#stats")).to_contain_text("2 篇文档")
+    page.click("#docs-btn")
+    expect(page.locator("#dropzone")).to_be_visible()
+    expect(page.locator(".doclist li")).to_have_count(2)
+    watch_status(page)
+
+    file = {"name": "差旅报销.md", "mimeType": "text/markdown", "buffer": UPLOAD.encode()}
+    page.set_input_files("#file-input", files=[file])
+    status = page.locator("#upload-status")
+    expect(status).to_contain_text("上传完成：新增 1 个 · 更新 0 个 · 未变 0 个", timeout=20_000)
+    assert any("正在上传并索引 1 个文件…" in t for t in page.evaluate("window.__seen"))
+    row = page.locator(".doclist li", has_text="差旅报销")
+    expect(row).to_be_visible()
+    expect(row.locator(".tag")).to_have_text("文本")
+    expect(row).to_have_class("fresh")
+    expect(page.locator(".doclist li")).to_have_count(3)
+    expect(page.locator("#stats")).to_contain_text("3 篇文档")
+
+    page.set_input_files("#file-input", files=[file])  # the same bytes again: nothing to do
+    expect(status).to_contain_text("未变 1 个", timeout=20_000)
+
+    page.fill("#q", "员工出差的住宿标准是多少？")  # and the uploaded text answers questions
+    page.keyboard.press("Enter")
+    sources = page.locator(".msg.bot").last.locator(".sources")
+    expect(sources).to_contain_text("差旅报销", timeout=20_000)
+    assert not errors, errors
+
+
+def test_dropped_unsupported_file_shows_server_message(server: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page, errors = open_page(browser, server)
+    page.evaluate(DROP, ["setup.exe", "MZ\x90\x00"])  # dropped on the chat, not on the panel
+    status = page.locator("#upload-status")
+    expect(page.locator("#panel")).to_be_visible()
+    expect(status).to_contain_text("上传失败", timeout=20_000)
+    expect(status).to_contain_text("setup.exe: unsupported file type .exe")
+    expect(status).to_have_class("upload-status error")
+    assert "dragging" not in (page.locator("body").get_attribute("class") or "")
+    expect(page.locator(".doclist li")).to_have_count(2)
+    expect(page.locator("#stats")).to_contain_text("2 篇文档")
+    assert not errors, errors
+
+
+def test_upload_asks_for_the_api_key_and_retries(seed_index: Index, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    with serve(seed_index, api_key="s3cret-key") as base:
+        page, errors = open_page(browser, base)
+        page.evaluate(DROP, ["notes.txt", "会议纪要：下周三讨论年度预算。"])
+        status = page.locator("#upload-status")
+        expect(status).to_contain_text("上传需要 API 密钥", timeout=20_000)
+        page.fill("#api-key", "wrong")
+        page.press("#api-key", "Enter")
+        expect(status).to_contain_text("API 密钥不正确", timeout=20_000)
+        page.fill("#api-key", "s3cret-key")
+        page.get_by_role("button", name="保存并重试").click()
+        expect(status).to_contain_text("新增 1 个", timeout=20_000)
+        expect(page.locator(".doclist li", has_text="notes")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('wenda.apiKey')") == "s3cret-key"
+        assert not errors, errors
+
+
+def _crafted_stream(question: str) -> str:
+    """An OpenAI-style SSE stream whose final ``wenda`` Answer cites page 2 of a titled PDF."""
+    passage = "第二章 差旅\n员工出差的住宿标准为每晚不超过六百元，高铁乘坐二等座。"
+    quote = "住宿标准为每晚不超过六百元"
+    at = 100 + passage.index(quote)
+    answer = {
+        "question": question, "answer": "出差住宿每晚不超过六百元[1]。", "refused": False,
+        "citations": [{"n": 1, "doc_id": "policy/2024/handbook", "chunk_id": "policy/2024/handbook#4",
+                       "quote": quote, "start": at, "end": at + len(quote), "score": 0.82,
+                       "passage": passage, "passage_start": 100, "page": 2, "location": "第 2 页",
+                       "title": "员工手册（2024 版）"}],
+        "passages": [{"doc_id": "policy/2024/handbook", "chunk_id": "policy/2024/handbook#4", "text": passage,
+                      "score": 0.82, "start": 100, "end": 100 + len(passage), "page": 2,
+                      "location": "第 2 页"}],
+        "timings_ms": {"retrieve": 12.0, "generate": 3.0}, "generator": "extractive",
+    }
+    chunks = [{"object": "chat.completion.chunk",
+               "choices": [{"index": 0, "delta": {"content": answer["answer"]}}]},
+              {"object": "chat.completion.chunk",
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "wenda": answer}]
+    return "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+
+def test_citation_shows_page_and_title(server: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page, errors = open_page(browser, server)
+    page.click("#docs-btn")
+    page.set_input_files("#file-input", files=[
+        {"name": "差旅报销.md", "mimeType": "text/markdown", "buffer": UPLOAD.encode()}])
+    expect(page.locator("#upload-status")).to_contain_text("新增 1 个", timeout=20_000)
+
+    question = "出差住宿标准是多少？"
+    stream = _crafted_stream(question)
+    page.route("**/v1/chat/completions", lambda route: route.fulfill(
+        status=200, headers={"Content-Type": "text/event-stream; charset=utf-8"}, body=stream))
+    page.fill("#q", question)
+    page.keyboard.press("Enter")
+    source = page.locator(".msg.bot").last.locator(".sources .source").first
+    expect(source).to_be_visible(timeout=20_000)
+    expect(source.locator(".loc")).to_have_text("第 2 页")
+    expect(source.locator(".doc")).to_have_text("员工手册（2024 版）")
+    expect(source.locator(".doc")).to_have_attribute("title", "policy/2024/handbook")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_upload.png"))  # the upload result and a cited page
+
+    source.click()
+    info = page.locator("#panel .info")
+    expect(info).to_contain_text("· 第 2 页 ·")
+    expect(info).to_contain_text("《员工手册（2024 版）》")
+    expect(info.locator("code")).to_have_text("policy/2024/handbook")
+    expect(page.locator("mark#quote")).to_have_text("住宿标准为每晚不超过六百元")
+
+    page.click(".seg button[data-script=traditional]")  # the location follows the script switch
+    expect(source.locator(".loc")).to_have_text("第 2 頁")
+    assert not errors, errors
+
+
+def test_uploaded_pdf_is_cited_by_page(server: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    pdf = Path(__file__).resolve().parent / "fixtures" / "documents" / "two_pages.pdf"
+    if not pdf.exists():
+        pytest.skip("tests/fixtures/documents/two_pages.pdf is not there")
+    pytest.importorskip("rag.loaders.pdf", reason="no PDF loader")
+    page, errors = open_page(browser, server)
+    page.click("#docs-btn")
+    page.set_input_files("#file-input", files=[str(pdf)])
+    expect(page.locator("#upload-status")).to_contain_text("新增 1 个", timeout=30_000)
+    row = page.locator(".doclist li", has_text="two_pages")
+    expect(row.locator(".name b")).to_have_text("秦创原创新驱动平台简介")
+    expect(row.locator(".tag")).to_have_text("PDF")
+    expect(row.locator(".facts")).to_contain_text("2 页 ·")
+
+    page.fill("#q", "秦创原创新驱动平台的总部位于哪里？")
+    page.keyboard.press("Enter")
+    source = page.locator(".msg.bot").last.locator(".source", has_text="秦创原创新驱动平台简介").first
+    expect(source).to_be_visible(timeout=20_000)
+    expect(source.locator(".loc")).to_have_text("第 2 页")
+    source.click()
+    expect(page.locator("#panel .info")).to_contain_text("· 第 2 页 ·")
+    expect(page.locator("#panel .info code")).to_have_text("two_pages")
+    assert not errors, errors

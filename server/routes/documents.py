@@ -1,14 +1,17 @@
 """``GET /documents``, ``POST /documents`` (multipart upload → ingest), ``DELETE /documents/{id}``.
 
-Uploads are checked before anything is written: size (``max_upload_bytes`` → 413), type (by
-suffix, ``SUPPORTED_SUFFIXES`` → 415), name (only a safe stem of the basename survives; it becomes
-the doc_id), and text (binary or undecodable → 400). The files are then ingested under the
+Uploads are checked and parsed before anything is written: size (``max_upload_bytes`` → 413),
+type (sniffed from the bytes by ``rag.loaders``; an unknown type, or a suffix that names another
+binary format than the content, → 415), name (only a safe stem of the basename survives; it becomes
+the doc_id), and content (encrypted, corrupt, undecodable → 400; over ``max_pages``,
+``max_document_chars`` or ``max_unpacked_bytes`` → 413). The files are then ingested under the
 server's writer lock (the index reloads atomically; questions in flight keep reading their
 snapshot) and kept in ``<index_dir>/uploads/`` so they persist with the index.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import asdict
@@ -18,10 +21,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, UploadFile
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rag.documents import SUPPORTED_SUFFIXES, Document, decode
+from rag.documents import SUPPORTED_SUFFIXES, Document
 from rag.durable import atomic_write
-from rag.errors import DocumentError, InputError, NotFoundError
+from rag.errors import DocumentError, InputError, NotFoundError, UnsupportedFormatError
 from rag.ingest import delete_documents, ingest
+from rag.loaders import SUFFIXES, TEXT_TYPES, extract, sniff
 from server.deps import IndexDep, SettingsDep, StateDep, WriterDep, live_index
 from server.errors import ApiError, error_body
 
@@ -65,9 +69,19 @@ def list_documents(index: IndexDep) -> dict[str, Any]:
     return {"documents": docs, "count": len(docs)}
 
 
-@router.post("/documents", summary="Upload text files and ingest them")
-def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.md files")],
-                     _: WriterDep, state: StateDep, settings: SettingsDep) -> dict[str, Any]:
+def _check_type(data: bytes, name: str, suffix: str) -> None:
+    """The content decides the format; a suffix naming another binary format is a lie we refuse
+    (a text file saved as .md or an HTML page saved as .txt is fine)."""
+    sniffed, claimed = sniff(data, name), SUFFIXES[suffix]
+    if sniffed != claimed and not (sniffed in TEXT_TYPES and claimed in TEXT_TYPES):
+        raise UnsupportedFormatError(f"{name}: the name says {claimed} but the content is {sniffed}")
+
+
+@router.post("/documents", summary="Upload documents and ingest them")
+def upload_documents(
+        files: Annotated[list[UploadFile], File(description="text, Markdown, PDF, Word, PowerPoint,"
+                                                            " Excel, HTML or image files")],
+        _: WriterDep, state: StateDep, settings: SettingsDep) -> dict[str, Any]:
     uploads = settings.index_dir / "uploads"
     budget = settings.max_upload_bytes
     staged: dict[str, tuple[Path, bytes, Document]] = {}
@@ -77,11 +91,15 @@ def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.
         budget -= len(data)
         if stem in staged:
             raise InputError(f"two uploads map to the same doc_id {stem!r}")
-        text = decode(data, f"{upload.filename}")
-        if not text.strip():
-            raise DocumentError(f"{upload.filename}: the file is empty")
+        name = f"{upload.filename}"
+        _check_type(data, name, suffix)
+        extracted = extract(data, name, settings.limits())
+        if not extracted.text.strip():
+            raise DocumentError(f"{name}: the file is empty")
         target = uploads / f"{stem}{suffix}"
-        staged[stem] = (target, data, Document.from_text(stem, text, str(target)))
+        staged[stem] = (target, data, Document.from_extracted(
+            stem, extracted, path=str(target), source=name,
+            source_sha256=hashlib.sha256(data).hexdigest()))
     with state.write_lock:
         report = ingest(live_index(state), [doc for _, _, doc in staged.values()],
                         chunk_size=settings.chunk_size, overlap=settings.chunk_overlap)
@@ -92,7 +110,7 @@ def upload_documents(files: Annotated[list[UploadFile], File(description=".txt/.
     return {"documents": list(staged), **asdict(report)}
 
 
-@router.delete("/documents/{doc_id}", summary="Remove a document from the index")
+@router.delete("/documents/{doc_id:path}", summary="Remove a document from the index")
 def delete_document(doc_id: str, _: WriterDep, state: StateDep) -> dict[str, Any]:
     with state.write_lock:
         index = live_index(state)
