@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LOCAL_STAMP := $(VENV)/.installed-local-stamp
 Q ?= 秦创原量子信息科技联合创新中心将聚焦哪些领域?
 
-.PHONY: install install-local serve ask chat test test-fast lint eval bench perf stress clean
+.PHONY: install install-local serve ask chat test test-fast lint eval bench fixtures perf stress clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"
@@ -54,9 +54,14 @@ eval: install  ## the seeds gold set, then the held-out questions written after 
 	$(RAG) eval --dataset evals/gold/seeds.jsonl --json evals/out/seeds.json
 	$(RAG) eval --dataset evals/gold/seeds_heldout.jsonl --json evals/out/seeds_heldout.json
 
-bench: install  ## both public benchmarks (DRCD, CMRC 2018) with the BM25 baseline
+bench: install  ## both public benchmarks (DRCD, CMRC 2018) with the BM25 baseline, then PDF ingest speed
 	$(RAG) bench squad ../shared/benchmarks/drcd_dev.json --json evals/out/drcd.json --index-dir .rag-bench/drcd
 	$(RAG) bench squad ../shared/benchmarks/cmrc2018_dev.json --json evals/out/cmrc.json --index-dir .rag-bench/cmrc
+	$(PY) -m evals.docbench --json evals/out/docbench.json
+
+fixtures: install  ## rewrite tests/fixtures/documents (PDFs need reportlab; the scans a CJK font)
+	$(PY) tests/fixtures/documents/make_pdfs.py
+	$(PY) tests/fixtures/documents/make_office.py
 
 perf: install-local  ## ratios (ingest vs embedder, re-ingest, query vs embedding), LLM first token vs prefill, a synthetic 1M-vector index
 	nice $(PY) -m evals.perf ratios

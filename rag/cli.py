@@ -103,7 +103,8 @@ def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
     if answer.short_answer:
         out.print(f"[bold]short answer:[/bold] {answer.short_answer}")
     for c in answer.citations:
-        out.print(f"[cyan][{c.n}][/cyan] {c.doc_id} [{c.start}:{c.end}] [dim]{c.quote}[/dim]")
+        where = f" {c.location}" if c.location else ""
+        out.print(f"[cyan][{c.n}][/cyan] {c.doc_id}{where} [{c.start}:{c.end}] [dim]{c.quote}[/dim]")
 
 
 @app.command()

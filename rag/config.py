@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(5_000_000, ge=1)  # extracted characters per file
     max_unpacked_bytes: int = Field(200_000_000, ge=1)  # decompressed zip members / PDF streams
     ocr: bool = True  # read scans and images with OCR when the `ocr` extra is installed
+    max_ocr_pages: int = Field(100, ge=0)  # per file: OCR costs ~3-12 s a page on 2 cores
     generator: str = "auto"  # "auto" (rag.generate.AUTO) | "extractive" | "local" | "openai"
     refuse_below: float | None = Field(None, ge=0.0, le=1.0)  # override the calibrated threshold
     # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server
@@ -74,7 +75,8 @@ class Settings(BaseSettings):
 
     def limits(self) -> Limits:
         """What one file may cost, for ``rag.loaders``."""
-        return Limits(self.max_pages, self.max_document_chars, self.max_unpacked_bytes, self.ocr)
+        return Limits(self.max_pages, self.max_document_chars, self.max_unpacked_bytes, self.ocr,
+                      self.max_ocr_pages)
 
 
 def _describe(error: Any) -> str:

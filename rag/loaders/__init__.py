@@ -72,6 +72,7 @@ class Limits:
     max_chars: int = 5_000_000  # extracted characters
     max_unpacked_bytes: int = 200_000_000  # zip members and PDF streams, decompressed
     ocr: bool = True  # read pages without a text layer with OCR when the extra is installed
+    max_ocr_pages: int = 100  # OCR takes seconds a page: the rest of a long scan is noted, not read
 
 
 def page_at(pages: tuple[Page, ...] | list[Page], offset: int) -> Page | None:
