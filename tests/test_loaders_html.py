@@ -20,9 +20,9 @@ NEWS_TEXT = """长江口监测到中华鲟野生幼鱼群
 120 juveniles.
 下表列出了近三年在长江口监测到的中华鲟野生幼鱼数量：
 年份 | 监测数量（尾）
-2022 | 563
-2023 | 874
-2024 | 1,286
+年份: 2022 | 监测数量（尾）: 563
+年份: 2023 | 监测数量（尾）: 874
+年份: 2024 | 监测数量（尾）: 1,286
 中华鲟是国家一级重点保护野生动物，被誉为长江中的“活化石”。专家建议继续加强栖息地保护，减少航运和挖沙对幼鱼洄游通道的干扰。"""
 
 
@@ -99,3 +99,9 @@ def test_visible_text_fallback_reads_blocks_and_rows_without_the_menu() -> None:
                  "<table><tr><th>名</th><td>值</td></tr></table><footer>版权</footer></body></html>",
                  "x.html")
     assert tidy(visible_text(root)) == "一句话。\n名 | 值"
+
+
+def test_visible_text_fallback_pairs_rows_with_the_header_across_a_spanning_cell() -> None:
+    root = parse("<html><body><p>季报。</p><table><tr><th colspan=2>季度</th><th>营收</th></tr>"
+                 "<tr><td>第一季</td><td>一月至三月</td><td>3.2</td></tr></table></body></html>", "x.html")
+    assert tidy(visible_text(root)) == "季报。\n季度 | 营收\n季度: 第一季 | 一月至三月 | 营收: 3.2"

@@ -33,9 +33,9 @@ TWO_PAGES = ("秦创原创新驱动平台简介\n" + PARAGRAPH + "\n"
 TABLE = ("2023年陕西省各市科技投入统计\n"
          "下表列出了部分城市的研发经费投入情况。\n"
          "城市 | 研发经费（亿元） | 同比增长\n"
-         "西安 | 612.5 | 8.3%\n"
-         "宝鸡 | 45.2 | 6.1%\n"
-         "咸阳 | 38.7 | 5.4%\n"
+         "城市: 西安 | 研发经费（亿元）: 612.5 | 同比增长: 8.3%\n"
+         "城市: 宝鸡 | 研发经费（亿元）: 45.2 | 同比增长: 6.1%\n"
+         "城市: 咸阳 | 研发经费（亿元）: 38.7 | 同比增长: 5.4%\n"
          "数据来源：陕西省统计局。")
 INSTALL = "pip install -e '.[ocr]'"
 
@@ -290,3 +290,15 @@ def test_hundred_text_pages_read_in_seconds() -> None:
     elapsed = time.perf_counter() - started
     assert len(result.pages) == 100 and len(result.text) > 100_000
     assert elapsed < 8, f"{100 / elapsed:.0f} pages/s"
+
+
+def test_scans_past_the_ocr_page_budget_are_noted_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ocr_loader, "available", lambda: True)
+    monkeypatch.setattr(ocr_loader, "read_lines", lambda *a, **k: pytest.fail("OCR ran past the budget"))
+    merged = pdfium.PdfDocument.new()
+    merged.import_pages(pdfium.PdfDocument(fixture("two_pages.pdf")))
+    merged.import_pages(pdfium.PdfDocument(fixture("scan.pdf")))
+    result = pdf_loader.load(saved(merged), "mixed.pdf", Limits(max_ocr_pages=0))
+    assert result.text == TWO_PAGES
+    assert result.notes == ("page 3: no text layer, and OCR already read 0 pages of this file"
+                            " (RAG_MAX_OCR_PAGES)",)

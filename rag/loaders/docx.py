@@ -1,5 +1,6 @@
 """Word documents (.docx), read with python-docx: the body's paragraphs and tables in order, one
-paragraph per line and one table row per line (``cell | cell``). Headings stay as their text.
+paragraph per line and one table row per line (``rag.loaders.tables``: ``cell | cell``, or
+``表头: 值 | 表头: 值`` under a header row). Headings stay as their text.
 Text boxes, headers, footers and footnotes are left out. Word has no fixed pages, so ``pages`` is
 empty.
 """
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rag.errors import DocumentError, DocumentTooLargeError
 from rag.loaders.archive import check_zip, reading
 from rag.loaders.clean import tidy, unify_radicals
+from rag.loaders.tables import table_lines
 
 if TYPE_CHECKING:
     from rag.loaders import Extracted, Limits
@@ -25,14 +27,14 @@ def cell_text(cell: Any) -> str:
     return " ".join(p.text.strip() for p in cell.paragraphs if p.text.strip())
 
 
-def row_line(row: Any) -> str:
-    """``a | b | c``; a merged cell once (python-docx repeats it for each column it spans)."""
+def row_cells(row: Any) -> list[str]:
+    """One text per column; a merged cell once, ``""`` in the other columns it spans (python-docx
+    repeats the cell for each of them)."""
     texts, previous = [], None
     for cell in row.cells:
-        if cell is not previous:
-            texts.append(cell_text(cell))
+        texts.append(cell_text(cell) if cell is not previous else "")
         previous = cell
-    return " | ".join(text for text in texts if text)
+    return texts
 
 
 def is_heading(paragraph: Any) -> bool:
@@ -46,7 +48,7 @@ def body_lines(document: Any) -> Iterator[tuple[str, bool]]:
 
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            yield from ((row_line(row), False) for row in block.rows)
+            yield from ((line, False) for line in table_lines([row_cells(row) for row in block.rows]))
         else:
             yield block.text, is_heading(block)
 

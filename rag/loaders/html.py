@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.errors import DocumentError, DocumentTooLargeError
 from rag.loaders.clean import join_wrapped, tidy, unify_radicals
+from rag.loaders.tables import table_lines
 
 if TYPE_CHECKING:
     from rag.loaders import Extracted, Limits
@@ -35,6 +36,7 @@ _HIDDEN = ("script", "style", "noscript", "template", "nav", "header", "footer",
 # one text node per line (``详情参见\n年度报告\n全文``); its precise mode skips that dump
 SHORT = 250
 _TABLE_RULE = re.compile(r"^\|(?:\s*-+\s*\|)+$")
+_CELL_BAR = re.compile(r"(?<!\\)\|")  # trafilatura writes a ``|`` inside a cell as ``\|``
 
 
 def decode(data: bytes, name: str) -> str:
@@ -112,21 +114,41 @@ def unwrap(text: str, left: str, right: str) -> str:
 
 
 def main_text(root: Any, precise: bool = False) -> str:
-    """trafilatura's article text, table rows as ``a | b`` like the other loaders."""
+    """trafilatura's article text, its tables (``| a | b |`` lines) read by ``table_lines`` like
+    the other loaders' tables."""
     import trafilatura
 
     found = trafilatura.extract(copy.deepcopy(root), output_format="txt", include_tables=True,
                                 include_comments=False, include_links=False, include_images=False,
                                 favor_precision=precise)
-    lines = []
+    lines: list[str] = []
+    table: list[list[str]] = []  # the rows of the table being read
     for line in (found or "").split("\n"):
         line = line.strip()
         if _TABLE_RULE.match(line):
             continue  # the |---|---| line under a table's header
         if line.startswith("|") and line.endswith("|") and len(line) > 1:
-            line = " | ".join(cell.strip() for cell in line[1:-1].split("|"))
+            table.append([cell.replace("\\|", "|") for cell in _CELL_BAR.split(line[1:-1])])
+            continue
+        lines.extend(table_lines(table))
+        table = []
         lines.append(line)
+    lines.extend(table_lines(table))
     return "\n".join(lines)
+
+
+def table_text(table: Any) -> str:
+    """An HTML table's lines (``table_lines``); a cell spanning columns is followed by empty ones,
+    so that later cells stay under their own column's header."""
+    rows = []
+    for tr in table.iter("tr"):
+        row: list[str] = []
+        for cell in (cell for cell in tr if cell.tag in ("td", "th")):
+            span = str(cell.get("colspan", "")).strip()
+            row.append(" ".join(str(cell.text_content()).split()))
+            row += [""] * (min(int(span), 1000) - 1 if span.isdigit() else 0)  # browsers' cap: 1000
+        rows.append(row)
+    return "\n".join(table_lines(rows))
 
 
 def visible_text(root: Any) -> str:
@@ -137,12 +159,14 @@ def visible_text(root: Any) -> str:
     body = root.find(".//body")
     body = root if body is None else body
     etree.strip_elements(body, *_HIDDEN, etree.Comment, with_tail=False)
+    for table in reversed(list(body.iterdescendants("table"))):  # a table inside a cell first
+        text = etree.Element("div")
+        text.text, text.tail = table_text(table), table.tail
+        table.getparent().replace(table, text)
     for el in body.iter():
         if isinstance(el.tag, str) and el.tag in _BLOCKS:
             el.tail = "\n" + (el.tail or "")
-        elif el.tag in ("td", "th"):
-            el.tail = " | " + (el.tail or "")  # the row then reads like the other loaders' rows
-    return "\n".join(line.strip().removesuffix(" |") for line in str(body.text_content()).split("\n"))
+    return "\n".join(line.strip() for line in str(body.text_content()).split("\n"))
 
 
 def page_title(root: Any) -> str:

@@ -6,11 +6,10 @@ author typed. Each line keeps its position, and ``layout`` turns the positioned 
 paragraphs (wraps joined, also across pages; page numbers and running headers dropped).
 
 On the way: a ruled table (only pages that draw enough lines are looked at) is read by
-pdfplumber and put in place of its scattered text, one row per line with cells joined by
-`` | ``; a page without a text layer is rendered and read by OCR when the ``ocr`` extra is
-installed, else skipped with a note. Before PDFium sees the file, every stream is inflated
-once with a running cap (a zip bomb costs nothing but a counter), and the page count is checked
-before any page is read.
+pdfplumber and put in place of its scattered text, one row per line (``rag.loaders.tables``); a
+page without a text layer is rendered and read by OCR when the ``ocr`` extra is installed, else
+skipped with a note. Before PDFium sees the file, every stream is inflated once with a running cap
+(a zip bomb costs nothing but a counter), and the page count is checked before any page is read.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from rag.loaders import PDF, Extracted, Limits
 from rag.loaders import ocr as ocr_loader
 from rag.loaders.clean import join_wrapped, unify_radicals
 from rag.loaders.layout import GENERATED, Line, assemble, drop_running_lines, tidy_line
+from rag.loaders.tables import table_lines as row_texts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -112,14 +112,15 @@ def read_pages(pdf: pdfium.PdfDocument, data: bytes, name: str, limits: Limits, 
                stack: ExitStack) -> Iterator[list[Line]]:
     """Each page's lines, in content order; tables in place, scans through OCR."""
     plumber: Any = None
-    chars = 0
+    chars = scans = 0
     for index in range(len(pdf)):
         page = pdf[index]
         try:
             height = page.get_height()
             lines = text_lines(page, index + 1, height)
             if not lines and drawn(page, pdfium_c.FPDF_PAGEOBJ_IMAGE, 1):
-                lines = scan_lines(page, index + 1, limits, notes)
+                scans += 1
+                lines = scan_lines(page, index + 1, limits, notes, scans > limits.max_ocr_pages)
             elif drawn(page, pdfium_c.FPDF_PAGEOBJ_PATH, RULED_SEGMENTS):
                 if plumber is None:
                     plumber = stack.enter_context(open_plumber(data))
@@ -173,8 +174,13 @@ def make_line(textpage: pdfium.PdfTextPage, text: str, start: int, end: int, num
     return [Line(line, left, height - max(top, top2), right, height - min(bottom, bottom2), number)]
 
 
-def scan_lines(page: pdfium.PdfPage, number: int, limits: Limits, notes: list[str]) -> list[Line]:
+def scan_lines(page: pdfium.PdfPage, number: int, limits: Limits, notes: list[str],
+               over_budget: bool) -> list[Line]:
     """A page without a text layer: OCR it when we can, else note what was left out."""
+    if over_budget:  # seconds a page: a 2,000-page scan would hold the ingest for hours
+        notes.append(f"page {number}: no text layer, and OCR already read {limits.max_ocr_pages}"
+                     " pages of this file (RAG_MAX_OCR_PAGES)")
+        return []
     if not limits.ocr:
         notes.append(f"page {number}: no text layer (OCR is turned off)")
         return []
@@ -226,19 +232,19 @@ def open_plumber(data: bytes) -> Any:
 
 def table_lines(plumber_page: Any, number: int) -> list[list[Line]]:
     """Each ruled table on the page (two rows and two columns at least) as block lines, one per
-    row, cells joined by `` | ``, each line covering its row's box."""
+    row with text (``rag.loaders.tables``), each line covering its row's box."""
     tables = []
     for table in plumber_page.find_tables():
-        cells = table.extract()
-        if len(cells) < 2 or max(len(row) for row in cells) < 2:
-            continue  # a framed paragraph, not a table
-        tables.append([row_line(row, box.bbox, number) for row, box in zip(cells, table.rows, strict=True)])
+        rows = [[cell_text(cell) for cell in row] for row in table.extract()]
+        boxes = [box.bbox for row, box in zip(rows, table.rows, strict=True) if "".join(row).strip()]
+        if len(rows) < 2 or max(len(row) for row in rows) < 2 or not boxes:
+            continue  # a framed paragraph (or an empty frame), not a table
+        tables.append([row_line(line, box, number) for line, box in zip(row_texts(rows), boxes, strict=True)])
     return tables
 
 
-def row_line(cells: list[str | None], bbox: tuple[float, float, float, float], number: int) -> Line:
-    x0, top, x1, bottom = bbox
-    return Line(" | ".join(cell_text(cell) for cell in cells), x0, top, x1, bottom, number, block=True)
+def row_line(text: str, box: tuple[float, float, float, float], number: int) -> Line:
+    return Line(text, *box, number, block=True)
 
 
 def cell_text(cell: str | None) -> str:

@@ -1,8 +1,8 @@
 """PowerPoint decks (.pptx), read with python-pptx: one page per slide, the slide number as the
 page number. A slide reads as its title, then its shapes top to bottom and left to right (groups
-opened), a text frame one paragraph per line, a table one row per line (``cell | cell``), and its
-speaker notes last, as a line starting ``备注：``. Slides are separated by a blank line; pictures
-and charts are left out.
+opened), a text frame one paragraph per line, a table one row per line (``rag.loaders.tables``:
+``cell | cell``, or ``表头: 值 | 表头: 值`` under a header row), and its speaker notes last, as a
+line starting ``备注：``. Slides are separated by a blank line; pictures and charts are left out.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rag.errors import DocumentError, DocumentTooLargeError
 from rag.loaders.archive import check_zip, reading
 from rag.loaders.clean import tidy, unify_radicals
+from rag.loaders.tables import table_lines
 
 if TYPE_CHECKING:
     from rag.loaders import Extracted, Limits
@@ -29,11 +30,10 @@ def frame_lines(frame: Any) -> Iterator[str]:
         yield paragraph.text.replace("\v", "\n")
 
 
-def table_lines(table: Any) -> Iterator[str]:
-    """One line per row; a merged cell once (the cells it covers are flagged ``is_spanned``)."""
-    for row in table.rows:
-        texts = (" ".join(cell.text.split()) for cell in row.cells if not cell.is_spanned)
-        yield " | ".join(text for text in texts if text)
+def table_rows(table: Any) -> list[list[str]]:
+    """One text per column; a merged cell once, ``""`` in the cells it covers (``is_spanned``)."""
+    return [["" if cell.is_spanned else " ".join(cell.text.split()) for cell in row.cells]
+            for row in table.rows]
 
 
 def reading_order(shapes: Any) -> list[Any]:
@@ -47,7 +47,7 @@ def shape_lines(shape: Any) -> Iterator[str]:
         for child in reading_order(shape.shapes):
             yield from shape_lines(child)
     elif getattr(shape, "has_table", False):
-        yield from table_lines(shape.table)
+        yield from table_lines(table_rows(shape.table))
     elif getattr(shape, "has_text_frame", False):
         yield from frame_lines(shape.text_frame)
 

@@ -1,7 +1,8 @@
 """Excel workbooks (.xlsx), read with openpyxl (read-only, cached formula values). Each sheet is a
-heading line ``工作表：<name>``, then one line per non-empty row. When the sheet's first row looks
-like a header (two or more cells, all text), every later row pairs each value with its column's
-header (``年份: 2023 | 营收: 12.5亿元``); otherwise the cells are joined with `` | ``. The header row
+heading line ``工作表：<name>``, then one line per non-empty row, read as a table by
+``rag.loaders.tables``: when the sheet's first row looks like a header (two or more cells, all
+text, no numbers or dates), every later row pairs each value with its column's header
+(``年份: 2023 | 营收: 12.5亿元``); otherwise the cells are joined with `` | ``. The header row
 itself is kept as a line. Empty cells are left out.
 
 Each line is a page: its number is the sheet's (1-based) and its label names sheet and row
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator, Sequence
-from itertools import chain
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import DocumentError, DocumentTooLargeError
 from rag.loaders.archive import check_zip, reading
 from rag.loaders.clean import unify_radicals
+from rag.loaders.tables import table_lines
 
 if TYPE_CHECKING:
     from rag.loaders import Extracted, Limits, Page
@@ -48,33 +49,23 @@ def show(cell: Any) -> str:
     return " ".join(str(value).split())  # a cell's own line breaks would split its row
 
 
-def looks_like_header(values: Sequence[str], row: Sequence[Any]) -> bool:
-    """Two or more non-empty cells, every one of them text."""
-    filled = [cell.value for cell, text in zip(row, values, strict=True) if text]
-    return len(filled) >= 2 and all(isinstance(value, str) for value in filled)
-
-
-def row_line(values: Sequence[str], header: Sequence[str]) -> str:
-    """``表头: 值 | 表头: 值`` under a header row, else ``值 | 值``."""
-    pairs = [(header[i] if i < len(header) else "", text) for i, text in enumerate(values) if text]
-    return " | ".join(f"{head}: {text}" if head else text for head, text in pairs)
-
-
-def sheet_lines(sheet: Any) -> Iterator[tuple[int, str]]:
-    """``(row number, line)`` for each non-empty row of one sheet."""
+def sheet_lines(sheet: Any, check: Callable[[int, int], None]) -> list[tuple[int, str]]:
+    """``(row number, line)`` for each non-empty row of one sheet. ``check(rows, chars)`` is
+    called as rows are read, with no more characters than their lines will hold, so that a huge
+    sheet is refused before all of it is read."""
     sheet.reset_dimensions()  # a declared A1:XFD1048576 would pad every row to 16,384 cells
-    header: list[str] = []
-    seen_first = False
+    numbers: list[int] = []
+    rows: list[list[str]] = []
+    chars = 0
     for number, row in enumerate(sheet.iter_rows(min_row=1), start=1):
         values = [show(cell) for cell in row]
-        if not any(values):
-            continue
-        if not seen_first:
-            seen_first = True
-            header = values if looks_like_header(values, row) else []
-            yield number, " | ".join(text for text in values if text)
-            continue
-        yield number, row_line(values, header)
+        if any(values):
+            numbers.append(number)
+            rows.append(values)
+            filled = [text for text in values if text]
+            chars += sum(map(len, filled)) + 3 * len(filled) - 2  # ``a | b`` and its newline
+            check(len(rows), chars)
+    return list(zip(numbers, table_lines(rows), strict=True))  # one line per non-empty row
 
 
 def read(data: bytes, name: str, limits: Limits) -> tuple[list[str], list[Page], str]:
@@ -90,11 +81,10 @@ def read(data: bytes, name: str, limits: Limits) -> tuple[list[str], list[Page],
     offset = 0  # where the next line starts in the joined text
     try:
         for sheet_number, sheet in enumerate(book.worksheets, start=1):
-            rows = sheet_lines(sheet)
-            first = next(rows, None)
-            if first is None:
+            rows = sheet_lines(sheet, size_check(name, limits, len(lines), offset))
+            if not rows:
                 continue  # an empty sheet: no heading either
-            for row_number, line in chain([(0, HEADING.format(sheet.title)), first], rows):
+            for row_number, line in [(0, HEADING.format(sheet.title)), *rows]:
                 label = f"{sheet.title} 第 {row_number} 行" if row_number else sheet.title
                 pages.append(Page(offset, sheet_number, label))
                 lines.append(line)
@@ -104,6 +94,11 @@ def read(data: bytes, name: str, limits: Limits) -> tuple[list[str], list[Page],
     finally:
         book.close()  # read-only mode keeps the archive open until closed
     return lines, pages, title
+
+
+def size_check(name: str, limits: Limits, rows: int, chars: int) -> Callable[[int, int], None]:
+    """``check_size`` for a sheet's rows and characters, after those read so far."""
+    return lambda more_rows, more_chars: check_size(name, rows + more_rows, chars + more_chars, limits)
 
 
 def check_size(name: str, rows: int, chars: int, limits: Limits) -> None:
