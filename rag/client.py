@@ -13,6 +13,7 @@ injectable ``httpx.Client``, so tests hand it FastAPI's in-process transport.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -24,8 +25,10 @@ import httpx
 from rag.documents import SUPPORTED_SUFFIXES
 from rag.errors import (
     DocumentError,
+    DocumentTooLargeError,
     IncompatibleIndexError,
     IndexStateError,
+    IngestCancelled,
     InputError,
     ModelError,
     NotFoundError,
@@ -58,8 +61,9 @@ class APIError(RagError):
         self.code, self.status = code, status
 
 
-_KNOWN: tuple[type[RagError], ...] = (InputError, DocumentError, IndexStateError,
-                                     IncompatibleIndexError, NotFoundError, ModelError, AuthError)
+_KNOWN: tuple[type[RagError], ...] = (InputError, DocumentError, DocumentTooLargeError, IndexStateError,
+                                     IncompatibleIndexError, NotFoundError, ModelError, AuthError,
+                                     IngestCancelled)
 _BY_CODE: dict[str, type[RagError]] = {cls.code: cls for cls in _KNOWN}
 _BY_CODE |= {"payload_too_large": DocumentError, "unsupported_media_type": DocumentError}
 
@@ -168,14 +172,36 @@ class Client:
                 if content:
                     yield content
 
-    def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
+    def ingest(self, paths: Iterable[str | Path], timeout: float | None = 3600.0) -> dict[str, Any]:
         """Upload files (text, Markdown, PDF, Word, PowerPoint, Excel, HTML, images; folders are
-        walked) and ingest them on the server."""
+        walked) and ingest them on the server; returns the ingest report.
+
+        The server ingests in a job (``POST /documents`` → 202): this polls ``GET /jobs/{id}``
+        until it is done. Past ``timeout`` seconds the job is cancelled (the index stays as it
+        was) and ``APIError`` (code ``timeout``) is raised."""
         files = [("files", (f.name, f.read_bytes(), SUFFIXES.get(f.suffix.lower(), "text/plain")))
                  for f in _files(paths)]
         if not files:
             raise DocumentError("no supported files to upload")
-        result: dict[str, Any] = self._request("POST", "/documents", files=files)
+        body: dict[str, Any] = self._request("POST", "/documents", files=files)
+        if "job" not in body:  # a server from before jobs answers with the report itself
+            return body
+        return self._await_job(body["job"], timeout)
+
+    def _await_job(self, job: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while job["status"] in ("queued", "running"):
+            if deadline is not None and time.monotonic() > deadline:
+                self._request("DELETE", f"/jobs/{job['id']}")  # nobody will read its result
+                raise APIError(f"the upload job {job['id']} was not done after {timeout} s: cancelled",
+                               code="timeout")
+            time.sleep(delay)
+            delay = min(2 * delay, 1.0)  # quick for small uploads, one request a second for big ones
+            job = self._request("GET", f"/jobs/{job['id']}")["job"]
+        if job["status"] != "done":
+            raise self._error(job.get("error") or {"code": job["status"]}, 500)
+        result: dict[str, Any] = job["result"]
         return result
 
     def documents(self) -> list[dict[str, Any]]:

@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     api_key: str | None = None
     cors_origins: list[str] = []
     max_upload_bytes: int = Field(5_000_000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1)  # any other request body (JSON), counted as it arrives
+    max_history_turns: int = Field(50, ge=0)  # earlier turns one question may carry
+    max_history_chars: int = Field(20_000, ge=0)  # their characters, all together
+    # proxies whose X-Forwarded-For is believed: comma-separated IPs or CIDRs, "*" for any;
+    # empty (default): the peer address is the client, whatever headers it sends
+    trusted_proxies: str = ""
+    header_timeout_s: float = Field(10.0, gt=0)  # a connection must send its request headers within this
+    # upload jobs (POST /documents): run one at a time; embedding runs ~3-10 chunks/s on 2 cores
+    max_job_chunks: int = Field(5_000, ge=1)  # chunks one upload may write (~10-30 min on 2 cores)
+    max_queued_jobs: int = Field(16, ge=1)  # uploads waiting their turn (each holds its files in memory)
+    job_abandon_s: float = Field(60.0, gt=0)  # a queued job nobody polled this long is dropped unstarted
     rate_limit_per_minute: int | None = Field(None, ge=1)  # requests per client (IP) per minute
     # seconds an idle HTTP connection is kept open: longer than clients keep theirs (httpx 5 s,
     # aiohttp 15 s), so the client always closes first and never reuses one the server just closed

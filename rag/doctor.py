@@ -14,7 +14,12 @@ snapshot, and returns the problems found (an empty list means healthy):
 
 ``diagnose(directory)`` is what ``rag doctor`` runs: it opens the index without loading a model
 (the embedder's name and dimension come from the docstore), runs ``check`` and adds notes about
-things that heal themselves (a stale FAISS cache, temp files left by a killed write).
+things that heal themselves (a stale FAISS cache, temp files left by a killed write). It also
+looks for each document's source file: an upload whose stored file (in ``<index>/uploads/``) is
+gone is a problem, since the index owns those files (the server stores, lists and deletes them);
+a file ingested from the user's own folder that is gone is only a note: the index answers from
+its stored text, and moving or deleting one's own files is no damage (``rag ingest --prune``
+on the folder drops such documents).
 """
 
 from __future__ import annotations
@@ -211,6 +216,24 @@ def _cache_notes(directory: Path, generation: int) -> list[str]:
     return notes
 
 
+def _missing_sources(directory: Path, rows: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """``(problems, notes)`` about documents whose source file is gone (see the module docstring);
+    a relative path is taken from the current directory, as ``rag ingest`` stored it."""
+    uploads = (directory / "uploads").resolve()
+    lost_uploads: list[str] = []
+    lost_sources: list[str] = []
+    for doc_id, path in rows:
+        if path and not Path(path).exists():
+            owned = Path(path).resolve().parent == uploads
+            (lost_uploads if owned else lost_sources).append(doc_id)
+    problems = [f"{len(lost_uploads)} uploaded documents have no stored file in {uploads}: "
+                f"{lost_uploads[:5]} (delete them and upload them again)"] if lost_uploads else []
+    notes = [f"{len(lost_sources)} documents were ingested from files that are gone (answers use "
+             f"the stored text; `rag ingest --prune` on their folder drops them): {lost_sources[:5]}"
+             ] if lost_sources else []
+    return problems, notes
+
+
 def diagnose(directory: str | Path, *, attempts: int = 3) -> DoctorReport:
     """Check the index in ``directory`` without loading a model (``rag doctor``).
 
@@ -233,6 +256,11 @@ def diagnose(directory: str | Path, *, attempts: int = 3) -> DoctorReport:
             if not any("reload it" in p for p in report.problems):
                 break
             index.reload()
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT doc_id, path FROM documents ORDER BY doc_id").fetchall()
+        problems, notes = _missing_sources(report.directory, rows)
+        report.problems += problems
+        report.notes += notes
     except (sqlite3.Error, KeyError, ValueError) as exc:
         report.problems.append(f"cannot read the docstore in {report.directory}: {exc}")
         return report

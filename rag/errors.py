@@ -11,6 +11,7 @@
     │   └── IncompatibleIndexError
     ├── NotFoundError            a named document does not exist in the index
     ├── ConfigError              a setting (``RAG_*``) is out of range or inconsistent
+    ├── IngestCancelled          an ingest was cancelled before its commit (nothing changed)
     └── ModelError               a model is missing, fails its checksum, or fails to run
 
 Edges map these in one place: ``rag.cli`` to a message and exit code, ``server`` to an HTTP status
@@ -25,6 +26,7 @@ __all__ = [
     "DocumentTooLargeError",
     "IncompatibleIndexError",
     "IndexStateError",
+    "IngestCancelled",
     "InputError",
     "ModelError",
     "NotFoundError",
@@ -85,6 +87,12 @@ class ConfigError(RagError):
     """A setting is out of range or contradicts another one."""
 
     code = "invalid_config"
+
+
+class IngestCancelled(RagError):
+    """An ingest (an upload job) was cancelled, or dropped, before its commit: nothing changed."""
+
+    code = "cancelled"
 
 
 class ModelError(RagError):

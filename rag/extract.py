@@ -5,6 +5,10 @@ tokens, matched as substrings so segmentation differences don't matter) they con
 small prior from the passage's retrieval rank. The best sentence is the answer; a second one
 joins when it adds question terms the first lacks. ``short_answer`` is the best candidate
 span of the chosen sentence (``rag.span``).
+
+Never chosen, as the answer or as context: a sentence ``rag.injection`` flags (a document's
+instructions to an AI), and a question (a sentence ending in "?" states nothing; a poisoned
+document may copy the asker's question to be retrieved and quoted).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 
 from rag.chunk import split_sentences
 from rag.generate import Draft, Evidence, Passage
+from rag.injection import flag, flag_sentences
 from rag.lexical import ALTERNATIVE, Weights, coverage, longest_run, occurs
 from rag.span import short_span
 
@@ -46,6 +51,7 @@ _TITLE = re.compile(r"(?:书记|主任|委员|局长|部长|市长|省长|主席
 # modifier (“……”的重要指示), over one that merely mentions it (重要讲话重要指示精神).
 FILLED_BONUS = 0.2
 _MODIFIER_END = "的”」』》"
+_CLOSERS = "”’」』)）\"' "
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,10 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
     out = []
     for p in passages:
         base = p.hit.chunk.nstart
+        flagged = {(a, b) for a, b, _ in flag_sentences(p.text)}
         for a, b in split_sentences(p.text):
             text = p.text[a:b]
-            if len(text) < 4:
+            if len(text) < 4 or (a, b) in flagged or _asks(text):
                 continue
             cov = coverage(text, weights)
             score = cov + RANK_PRIOR * p.hit.score
@@ -93,6 +100,17 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
             out.append(Sentence(p.n, base + a, base + b, text, score, cov))
     out.sort(key=lambda s: -s.score)
     return out
+
+
+def _asks(sentence: str) -> bool:
+    return sentence.rstrip(_CLOSERS).endswith(("?", "？"))
+
+
+def _quotable(sentence: Sentence | None) -> Sentence | None:
+    """``sentence``, unless it may not be quoted (flagged, or a question)."""
+    if sentence is None or _asks(sentence.text) or flag(sentence.text, normalized=True):
+        return None
+    return sentence
 
 
 def _filled(text: str, word: str) -> bool:
@@ -131,11 +149,11 @@ def _with_context(best: Sentence, passages: Sequence[Passage]) -> list[Sentence]
     """``best``, with the sentence it points back to, or the (up to two) next ones that point
     back to it."""
     if _POINTS_BACK.match(best.text):
-        before = _neighbour(best, passages, -1)
+        before = _quotable(_neighbour(best, passages, -1))
         return [before, best] if before else [best]
     chosen = [best]
-    while len(chosen) < 3 and (after := _neighbour(chosen[-1], passages, 1)) and _POINTS_BACK.match(
-            after.text):
+    while (len(chosen) < 3 and (after := _quotable(_neighbour(chosen[-1], passages, 1)))
+           and _POINTS_BACK.match(after.text)):
         chosen.append(after)
     return chosen
 

@@ -12,7 +12,8 @@ takes its output as it streams, cuts it into sentences, and for each one:
 - re-cites a sentence whose markers are missing or wrong when another passage supports it
   (the answer then points at text that says it; ``Draft.notes`` records the repair);
 - the supporting passage sentence is the ``Evidence``, so the quote is an exact original
-  substring (``rag.cite``).
+  substring (``rag.cite``). A sentence ``rag.injection`` flags supports nothing (the model
+  was not shown it), nor can it hold the short answer.
 
 Unsupported sentences are dropped (``Draft.unsupported``). When nothing supported is left, the
 answer is a refusal if the model said the documents lack the answer, else the extractive
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 
 from rag.chunk import split_sentences
 from rag.generate import Draft, Evidence, Passage
+from rag.injection import flag_sentences, strip_flagged
 from rag.normalize import to_simplified
 
 __all__ = ["MIN_SUPPORT", "Grounder", "grams", "is_refusal", "normalize_markers"]
@@ -127,8 +129,10 @@ def _news_found(sentence: str, sources: Sequence[set[str]], question: set[str]) 
 
 
 def _windows(text: str) -> list[tuple[int, int, set[str]]]:
-    """The sentences of a passage with their tokens: ``(start, end, tokens)``."""
-    return [(a, b, grams(text[a:b])) for a, b in split_sentences(text)]
+    """The sentences of a passage with their tokens: ``(start, end, tokens)``; flagged ones
+    (``rag.injection``) left out."""
+    flagged = {(a, b) for a, b, _ in flag_sentences(text)}
+    return [(a, b, grams(text[a:b])) for a, b in split_sentences(text) if (a, b) not in flagged]
 
 
 @dataclass
@@ -152,7 +156,7 @@ class Grounder:
                  fallback: Callable[[], Draft]) -> None:
         self.passages = passages
         self.question = grams(question)
-        self.sources = [grams(p.text) for p in passages]
+        self.sources = [grams(strip_flagged(p.text)) for p in passages]
         self.windows = [_windows(p.text) for p in passages]
         self.fallback = fallback
         self.buf = ""
@@ -275,9 +279,10 @@ class Grounder:
             return None
         for n in dict.fromkeys(ev.n for ev in self.s.evidence):
             p = self.passages[n - 1]
-            at = p.text.find(value)
-            if at >= 0:
-                return Evidence(n, p.hit.chunk.nstart + at, p.hit.chunk.nstart + at + len(value))
+            for a, b, _ in self.windows[n - 1]:  # in a sentence it may quote
+                at = p.text.find(value, a, b)
+                if at >= 0:
+                    return Evidence(n, p.hit.chunk.nstart + at, p.hit.chunk.nstart + at + len(value))
         return None
 
 

@@ -6,6 +6,10 @@ keep their stored vectors); with ``prune`` every document not in the input is de
 cannot be parsed is reported in ``failed`` and changes nothing (its stored version, if any, stays,
 even with ``prune``). All writes land in one SQLite transaction, under an exclusive file lock. When
 nothing changed, nothing is written and nothing reloaded (unless another writer committed).
+
+A caller can bound the work (``max_chunks``: more chunks to write → ``DocumentTooLargeError``
+before any embedding) and stop it (``cancelled()`` is checked between embedding batches and
+before the commit → ``IngestCancelled``); either way the index is left as it was.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 from rag.chunk import Chunk, chunk_document
 from rag.documents import Document, Skipped, SourceFile
-from rag.errors import DocumentError
+from rag.errors import DocumentError, DocumentTooLargeError, IngestCancelled
 from rag.index import Index, pages_to_json
 from rag.lexical import tokenize
 from rag.loaders import Limits
@@ -33,6 +37,7 @@ __all__ = ["IngestReport", "delete_documents", "ingest", "locked", "wipe"]
 
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
 Reading = Callable[[int, int, str], None]  # (done, total, path) files parsed
+Cancelled = Callable[[], bool]  # true once the caller wants the ingest stopped
 
 
 @dataclass
@@ -77,8 +82,13 @@ def _sha(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _check_cancelled(cancelled: Cancelled | None) -> None:
+    if cancelled is not None and cancelled():
+        raise IngestCancelled("cancelled: the index was left as it was")
+
+
 def _embed(index: Index, chunks: list[Chunk], batch: int, progress: Progress | None,
-           report: IngestReport) -> np.ndarray:
+           report: IngestReport, cancelled: Cancelled | None = None) -> np.ndarray:
     """Vectors for ``chunks``, reusing stored vectors of identical chunk text."""
     shas = [_sha(c.text) for c in chunks]
     known: dict[str, bytes] = {}
@@ -94,7 +104,10 @@ def _embed(index: Index, chunks: list[Chunk], batch: int, progress: Progress | N
         if s in known:
             vectors[i] = np.frombuffer(known[s], dtype=np.float32)
     report.chunks_reused += len(chunks) - len(todo)
+    if progress and todo:
+        progress(0, len(todo))
     for b in range(0, len(todo), batch):
+        _check_cancelled(cancelled)
         rows = todo[b:b + batch]
         vectors[rows] = index.embedder.embed_passages([chunks[i].text for i in rows])
         report.chunks_embedded += len(rows)
@@ -138,7 +151,8 @@ def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, 
 def ingest(index: Index, documents: Sequence[Document | SourceFile], *, prune: bool = False,
            chunk_size: int = 240, overlap: int = 1, batch: int = 32,
            progress: Progress | None = None, limits: Limits | None = None,
-           reading: Reading | None = None) -> IngestReport:
+           reading: Reading | None = None, max_chunks: int | None = None,
+           cancelled: Cancelled | None = None) -> IngestReport:
     """Make the index hold ``documents``; see the module docstring. Reloads ``index`` if changed."""
     started = time.perf_counter()
     report = IngestReport()
@@ -156,7 +170,12 @@ def ingest(index: Index, documents: Sequence[Document | SourceFile], *, prune: b
             keep = {d.doc_id for d in documents}  # a file that failed to parse keeps its old version
             report.removed = sorted(d for d in stored if d not in keep)
         all_chunks = [c for _, _, cs in todo for c in cs]
-        vectors = _embed(index, all_chunks, batch, progress, report)
+        if max_chunks is not None and len(all_chunks) > max_chunks:
+            raise DocumentTooLargeError(
+                f"{', '.join(d.doc_id for d, _, _ in todo[:3])}: {len(all_chunks)} chunks to write, over"
+                f" the limit of {max_chunks} per ingest (RAG_MAX_JOB_CHUNKS); split the document")
+        vectors = _embed(index, all_chunks, batch, progress, report, cancelled)
+        _check_cancelled(cancelled)
         if rehashed:  # the same content: no new generation, readers need not reload
             with index.connect() as db, db:
                 db.executemany("UPDATE documents SET source_sha256=? WHERE doc_id=?", rehashed)

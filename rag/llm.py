@@ -24,6 +24,7 @@ from rag.errors import ModelError
 from rag.extract import Extractive
 from rag.generate import Draft, Passage
 from rag.grounding import Grounder
+from rag.injection import strip_flagged
 from rag.normalize import to_simplified, to_traditional
 from rag.prompts import language_of, render
 from rag.schema import Message
@@ -53,8 +54,9 @@ def split_roles(prompt: str) -> list[dict[str, str]]:
 
 
 def format_passages(passages: Sequence[Passage], lang: str) -> str:
-    """The numbered, fenced passages; text that looks like a fence tag is defused."""
-    return "\n".join(render("passage", lang, n=str(p.n), text=_FENCE.sub(r"＜\1", p.text))
+    """The numbered, fenced passages; text that looks like a fence tag is defused, and sentences
+    that look like instructions to the model (``rag.injection``) are left out."""
+    return "\n".join(render("passage", lang, n=str(p.n), text=_FENCE.sub(r"＜\1", strip_flagged(p.text)))
                      for p in passages)
 
 

@@ -17,6 +17,7 @@ from rag.errors import InputError, RagError
 from rag.extract import ANSWER_TYPES
 from rag.generate import Draft, Generator, Passage, load_generator
 from rag.index import Index
+from rag.injection import flag_passage, strip_flagged
 from rag.lexical import Lexicon, agent_verb, coverage, question_weights, tokenize
 from rag.loaders import where
 from rag.normalize import has_cjk, is_traditional, to_simplified, to_traditional
@@ -102,7 +103,7 @@ def _supported(question: str, hits: list[Hit], weights: dict[str, float], lexico
     """Is there enough evidence to answer? (Else refuse without generating.)"""
     if not hits:
         return False
-    texts = [h.chunk.text for h in hits]
+    texts = [strip_flagged(h.chunk.text) for h in hits]  # an injected sentence is no evidence
     for asks, needs in ANSWER_TYPES:
         if asks.search(question.lower()) and not any(needs.search(t) for t in texts):
             return False
@@ -195,11 +196,13 @@ class _Run:
         texts = self.texts()
         passages = [PassageOut(doc_id=h.chunk.doc_id, chunk_id=h.chunk.chunk_id,
                                text=texts[h.chunk.doc_id][h.chunk.start:h.chunk.end],
-                               score=round(h.score, 4), start=h.chunk.start, end=h.chunk.end)
+                               score=round(h.score, 4), start=h.chunk.start, end=h.chunk.end,
+                               flagged=flag_passage(h.chunk.text))
                     .model_copy(update=self.where(h.chunk.doc_id, h.chunk.start))
                     for h in self.hits]
         citations = ([c.model_copy(update={**self.where(c.doc_id, c.start),
-                                           "title": self.index.stored(c.doc_id).title or None})
+                                           "title": self.index.stored(c.doc_id).title or None,
+                                           "flagged": flag_passage(self.passages[c.n - 1].text)})
                       for c in cite(draft.evidence, self.passages, texts)]
                      if draft and not draft.refused else [])
         short = None

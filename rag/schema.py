@@ -31,6 +31,8 @@ class Citation(BaseModel):
     location: str | None = Field(default=None, description="where the quote is, for people:"
                                  " 第 3 页, 第 2 张幻灯片, 销售 第 5 行")
     title: str | None = Field(default=None, description="the document's title, when it has one")
+    flagged: str | None = Field(default=None, description="why the cited passage looks like a prompt"
+                                " injection (rag.injection); its flagged sentences are never quoted")
 
 
 class Passage(BaseModel):
@@ -44,6 +46,8 @@ class Passage(BaseModel):
     end: int = 0
     page: int | None = None
     location: str | None = None
+    flagged: str | None = Field(default=None, description="why the passage looks like a prompt injection"
+                                " (rag.injection): instruction-like text aimed at an AI")
 
 
 class Message(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -20,10 +21,11 @@ from rag.generate import Generator
 from rag.index import Index
 from server.deps import State
 from server.errors import install as install_errors
+from server.limits import BodyLimit, header_timeout_protocol
 from server.ratelimit import RateLimit
 from server.routes import ask, documents, health, openai, web
 
-__all__ = ["create_app", "run"]
+__all__ = ["create_app", "run", "uvicorn_options"]
 
 log = logging.getLogger("wenda.server")
 
@@ -68,7 +70,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None,
     install_errors(app)
     for module in (ask, openai, documents, health, web):
         app.include_router(module.router)
-    app.add_middleware(documents.UploadLimit, limit=state.settings.max_upload_bytes)
+    # outermost last: CORS, then the rate limit, then the key and body checks
+    app.add_middleware(BodyLimit, max_body_bytes=state.settings.max_body_bytes,
+                       max_upload_bytes=state.settings.max_upload_bytes, api_key=state.settings.api_key)
     if state.settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=state.settings.rate_limit_per_minute)
     if state.settings.cors_origins:
@@ -88,5 +92,21 @@ def run(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = N
     import uvicorn
 
     settings = settings or get_settings()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_keep_alive=settings.keep_alive_s)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_options(settings))
+
+
+_MAX_HEADER_BYTES = 16 * 1024  # request line and headers together (h11's own default, made explicit)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The connection-level limits ``rag serve`` runs uvicorn with.
+
+    ``X-Forwarded-For`` is believed only from ``RAG_TRUSTED_PROXIES``: uvicorn's default trusts
+    it from 127.0.0.1, so a local client (or a co-hosted proxy that passes the header through) sent
+    a new address each request and the rate limit never saw the same client twice (40 of 40 at 30/min).
+    """
+    trusted = settings.trusted_proxies.strip()
+    # "http": h11 with a deadline on request headers (neither uvicorn protocol has one)
+    return {"timeout_keep_alive": settings.keep_alive_s, "proxy_headers": bool(trusted),
+            "forwarded_allow_ips": trusted, "h11_max_incomplete_event_size": _MAX_HEADER_BYTES,
+            "http": header_timeout_protocol(settings.header_timeout_s)}

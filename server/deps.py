@@ -6,7 +6,6 @@ lock) on ``app.state.wenda``; nothing here loads a model or reads the environmen
 
 from __future__ import annotations
 
-import hmac
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -18,6 +17,7 @@ from rag.errors import IndexStateError
 from rag.generate import Generator
 from rag.index import Index
 from server.errors import ApiError
+from server.limits import authorized
 
 __all__ = ["GeneratorDep", "IndexDep", "SettingsDep", "State", "StateDep", "WriterDep", "current_index",
            "get_state", "live_index"]
@@ -61,8 +61,13 @@ def get_index(state: StateDep) -> Index:
 def current_index(state: State) -> Index:
     """Like ``get_index``, but waits for a write in flight: a snapshot matching the docstore."""
     index = live_index(state)
-    with state.write_lock:
+    # an ingest job holds the lock for minutes: wait a moment for a commit in flight, not for the job
+    waited = state.write_lock.acquire(timeout=1.0)
+    try:
         index.refresh()
+    finally:
+        if waited:
+            state.write_lock.release()
     return index.snapshot()
 
 
@@ -80,11 +85,7 @@ def get_generator(state: StateDep) -> Generator | None:
 
 def require_writer(request: Request, state: StateDep) -> None:
     """Write routes need ``Authorization: Bearer <RAG_API_KEY>`` when a key is configured."""
-    key = state.settings.api_key
-    if not key:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+    if not authorized(request.headers.get("authorization", ""), state.settings.api_key):
         raise ApiError(401, "unauthorized", "this route needs Authorization: Bearer <RAG_API_KEY>")
 
 

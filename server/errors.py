@@ -11,6 +11,8 @@
     RagError (anything else)     500     rag_error
     ApiError (raised by routes)  its own status and code (401, 413, 415, ...)
     too many requests            429     rate_limited (server.ratelimit, before any route runs)
+    no key on a write route      401     unauthorized (server.limits, before the body is read)
+    body over its limit          413     payload_too_large (server.limits, while it is read)
     request validation           422     invalid_input
     unknown route / method       404 / 405   not_found / method_not_allowed
     anything unexpected          500     internal_error (details go to the log, not the client)
@@ -57,11 +59,12 @@ _HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 404: "not_found",
 
 
 class ApiError(Exception):
-    """An HTTP-level refusal a route raises itself (auth, size, media type)."""
+    """An HTTP-level refusal a route raises itself (auth, size, media type, retry later)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def status_for(exc: RagError) -> int:
@@ -99,8 +102,8 @@ def install(app: FastAPI) -> None:
 
     async def on_api(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _json(exc.status, exc.code, exc.message, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return _json(exc.status, exc.code, exc.message, {**headers, **exc.headers} or None)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -1,7 +1,8 @@
 """A per-client token bucket: ``rate_limit_per_minute`` requests a minute per client address.
 
-Each client (the peer address uvicorn reports; behind a reverse proxy run uvicorn with
-``--proxy-headers`` so that is the real client) has a bucket of ``burst`` tokens (default: one
+Each client (the peer address uvicorn reports: the TCP peer itself, or, only when that peer is
+one of ``RAG_TRUSTED_PROXIES``, the client its ``X-Forwarded-For`` names; see
+``server.app.uvicorn_options``) has a bucket of ``burst`` tokens (default: one
 minute's worth) refilled at ``per_minute / 60`` tokens a second; a request takes one token or is
 refused with 429, ``error.code == "rate_limited"`` and a ``Retry-After`` header. ``/health`` is
 never limited (liveness probes). The buckets live in memory, one set per process, and the

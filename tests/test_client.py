@@ -3,18 +3,22 @@ client with the same API, error mapping, and the llama-index retriever."""
 
 from __future__ import annotations
 
+import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
 import httpx
 import pytest
+from conftest import FakeEmbedder
 from fastapi.testclient import TestClient
+from test_jobs import Gate
 
 from rag.client import APIError, AuthError, Client, LocalClient, split_messages
 from rag.config import Settings
-from rag.errors import DocumentError, InputError, NotFoundError
+from rag.errors import DocumentError, DocumentTooLargeError, InputError, NotFoundError
 from rag.index import Index
 from rag.schema import Answer, Message
 from server.app import create_app
@@ -142,6 +146,34 @@ def test_wrong_or_missing_key_is_an_auth_error(app_http: httpx.Client, folder: P
         anonymous.ingest([folder / "海峡.txt"])
     with pytest.raises(AuthError):
         Client("http://testserver", api_key="nope", http=app_http).delete("海峡")
+
+
+def test_http_ingest_cancels_its_job_past_the_timeout(client: Client, app_http: httpx.Client,
+                                                       folder: Path, seed_index: Index,
+                                                       fake_embedder: FakeEmbedder) -> None:
+    gate = Gate(fake_embedder)  # the job waits in its embedder until the test lets it go
+    generation = seed_index.current_generation()
+    with pytest.raises(APIError, match=r"not done after 0\.3 s: cancelled") as caught:
+        client.ingest([folder / "海峡.txt"], timeout=0.3)
+    assert caught.value.code == "timeout"
+    job_id = re.search(r"job (\w+)", str(caught.value)).group(1)  # type: ignore[union-attr]
+    gate.let(10)
+    for _ in range(200):
+        job = app_http.get(f"/jobs/{job_id}", headers={"Authorization": "Bearer k3y"}).json()["job"]
+        if job["status"] != "running":
+            break
+        time.sleep(0.05)
+    assert job["status"] == "cancelled"
+    assert seed_index.current_generation() == generation
+    assert "海峡" not in {d["doc_id"] for d in client.documents()}
+
+
+def test_http_ingest_raises_the_failed_job_error(seed_index: Index, folder: Path) -> None:
+    settings = settings_for(seed_index, api_key="k3y", max_job_chunks=1, chunk_size=20)
+    with TestClient(create_app(settings, index=seed_index)) as http:
+        c = Client("http://testserver", api_key="k3y", http=cast(httpx.Client, http))
+        with pytest.raises(DocumentTooLargeError, match="RAG_MAX_JOB_CHUNKS"):
+            c.ingest([folder / "海峡.txt"])
 
 
 def test_unreachable_server_is_an_api_error() -> None:

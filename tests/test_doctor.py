@@ -127,3 +127,24 @@ def test_open_sweeps_temp_files_of_dead_writers_only(seed_index: Index, fake_emb
     assert any("temporary" in n for n in diagnose(directory).notes)
     live.unlink()
     assert diagnose(directory).notes == []
+
+
+def test_missing_source_files_are_found(seed_index: Index, tmp_path: Path) -> None:
+    """An upload's stored file is the index's own: missing, it is a problem. A file ingested from
+    the user's folder is theirs to move: missing, it is a note (answers use the stored text)."""
+    uploads = seed_index.directory / "uploads"
+    uploads.mkdir()
+    (uploads / "kept.txt").write_text("留着的文件。")
+    mine = tmp_path / "mine.txt"
+    ingest(seed_index, [Document.from_text("kept", "留着的文件。", path=str(uploads / "kept.txt")),
+                        Document.from_text("lost", "上传后丢失的文件。", path=str(uploads / "lost.txt")),
+                        Document.from_text("mine", "用户自己的文件。", path=str(mine))])
+    report = diagnose(seed_index.directory)
+    assert [p for p in report.problems if "uploaded" in p] == [
+        f"1 uploaded documents have no stored file in {uploads.resolve()}: ['lost'] (delete them and"
+        " upload them again)"]
+    assert any("gone" in n and "['mine']" in n for n in report.notes)
+    (uploads / "lost.txt").write_text("补回来了。")
+    mine.write_text("用户自己的文件。")
+    report = diagnose(seed_index.directory)
+    assert report.ok and report.notes == []

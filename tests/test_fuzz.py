@@ -142,7 +142,7 @@ def test_upload_any_bytes_under_any_name(client: Any, seed_index: Index) -> None
     @FUZZ
     @given(stem=name, suffix=st.sampled_from([".txt", ".md", ".TXT", "", ".exe"]), data=data)
     def run(stem: str, suffix: str, data: bytes) -> None:
-        r = client.post("/documents", files=[("files", (stem + suffix, data, "text/plain"))])
+        r = client.post("/documents?wait=true", files=[("files", (stem + suffix, data, "text/plain"))])
         assert_sane(r)
 
     run()

@@ -54,7 +54,7 @@ def state_of(index: Index) -> tuple[str, int, list[str]]:
 
 
 def upload(name: str, data: bytes, headers: dict[str, str] | None = None) -> Callable[[TestClient], Any]:
-    return lambda c: c.post("/documents", files=[("files", (name, data, "text/plain"))],
+    return lambda c: c.post("/documents?wait=true", files=[("files", (name, data, "text/plain"))],
                             headers=AUTH if headers is None else headers)
 
 
@@ -80,11 +80,16 @@ def first_doc(c: TestClient) -> str:
 
 
 BAD: list[tuple[str, Callable[[TestClient], Any], int, str]] = [
-    ("1 MB question", lambda c: c.post("/ask", json={"question": "问" * 1_000_000}), 400, "invalid_input"),
-    ("1 MB chat message", lambda c: c.post("/v1/chat/completions", json={
-        "messages": [{"role": "user", "content": "问" * 1_000_000}]}), 400, "invalid_input"),
-    ("1 MB streamed chat message", lambda c: c.post("/v1/chat/completions", json={
-        "messages": [{"role": "user", "content": "问" * 1_000_000}], "stream": True}), 400, "invalid_input"),
+    # under the body limit (RAG_MAX_BODY_BYTES) but over the question's: the question check answers
+    ("100k-char question", lambda c: c.post("/ask", json={"question": "问" * 100_000}), 400,
+     "invalid_input"),
+    ("100k-char chat message", lambda c: c.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "问" * 100_000}]}), 400, "invalid_input"),
+    ("100k-char streamed chat message", lambda c: c.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "问" * 100_000}], "stream": True}), 400, "invalid_input"),
+    # over the body limit: refused while reading, before any JSON is parsed
+    ("1 MB question", lambda c: c.post("/ask", json={"question": "问" * 1_000_000}), 413,
+     "payload_too_large"),
     ("whitespace only", lambda c: c.post("/ask", json={"question": " \t\n\u3000\r "}), 400, "invalid_input"),
     ("invalid UTF-8 JSON", raw("/ask", b'{"question": "\xff\xfe\xc3"}'), 400, "invalid_input"),
     ("gzip-encoded JSON", raw("/ask", gzip.compress(b'{"question": "x"}'), **{"content-encoding": "gzip"}),

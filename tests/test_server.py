@@ -184,7 +184,9 @@ def test_official_openai_client_in_process(client: TestClient) -> None:
 
 # ---- documents ---------------------------------------------------------------------------------
 def upload(client: TestClient, name: str, data: bytes, **headers: str) -> Any:
-    return client.post("/documents", files=[("files", (name, data, "text/plain"))], headers=headers)
+    """Upload and wait for the ingest job (``?wait=true``: 200 with the report, as before jobs)."""
+    return client.post("/documents?wait=true", files=[("files", (name, data, "text/plain"))],
+                       headers=headers)
 
 
 def uploads_of(index: Index) -> list[str]:
@@ -219,10 +221,10 @@ def test_documents_upload_list_ask_delete(client: TestClient, seed_index: Index)
 def test_upload_several_files_and_markdown(client: TestClient, seed_index: Index) -> None:
     files = [("files", ("a.md", b"# A\n\n" + UPLOAD, "text/markdown")),
              ("files", ("b.txt", "另一份文件，讲述闽江口的湿地公园。".encode(), "text/plain"))]
-    r = client.post("/documents", files=files)
+    r = client.post("/documents?wait=true", files=files)
     assert r.status_code == 200 and sorted(r.json()["added"]) == ["a", "b"]
     assert uploads_of(seed_index) == ["a.md", "b.txt"]
-    r = client.post("/documents", files=[("files", ("a.txt", b"x" + UPLOAD, "text/plain"))])
+    r = client.post("/documents?wait=true", files=[("files", ("a.txt", b"x" + UPLOAD, "text/plain"))])
     assert r.json()["updated"] == ["a"] and uploads_of(seed_index) == ["a.txt", "b.txt"]
 
 
@@ -387,7 +389,7 @@ def test_root_serves_the_chat_page(client: TestClient) -> None:
 def test_openapi_lists_the_contract_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/ask", "/v1/chat/completions", "/v1/models", "/documents", "/documents/{doc_id}",
-            "/health"} <= set(paths)
+            "/jobs/{job_id}", "/health"} <= set(paths)
 
 
 def test_cors_is_configurable(make_client: MakeClient) -> None:

@@ -18,7 +18,7 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def upload(client: TestClient, name: str, data: bytes) -> Any:
-    return client.post("/documents", files=[("files", (name, data, "application/octet-stream"))])
+    return client.post("/documents?wait=true", files=[("files", (name, data, "application/octet-stream"))])
 
 
 def state(client: TestClient, index: Index) -> tuple[list[str], list[str], int]:

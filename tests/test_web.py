@@ -1,10 +1,12 @@
 """The chat page in headless Chromium: ask, watch the answer stream in, open a citation and see
 its quote highlighted in the passage; upload files (picker, drag and drop, API key) and see them
-listed; see a citation's page. Screenshots: tests/artifacts/web.png, tests/artifacts/web_upload.png."""
+listed, follow an upload's progress and cancel it; see a citation's page. Screenshots:
+tests/artifacts/web.png, tests/artifacts/web_upload.png, tests/artifacts/web_progress.png."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -16,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import FakeEmbedder
+from test_jobs import BIG, Gate
 
 from rag.config import Settings
 from rag.index import Index
@@ -184,6 +188,35 @@ def test_upload_by_picker_lists_document(server: str, browser: Any) -> None:
     sources = page.locator(".msg.bot").last.locator(".sources")
     expect(sources).to_contain_text("差旅报销", timeout=20_000)
     assert not errors, errors
+
+
+def test_upload_shows_progress_and_can_be_cancelled(seed_index: Index, fake_embedder: FakeEmbedder,
+                                                    browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    gate = Gate(fake_embedder)  # each embedding batch of the job waits until the test lets it go
+    with serve(seed_index, chunk_size=60) as base:
+        page, errors = open_page(browser, base)
+        page.click("#docs-btn")
+        expect(page.locator(".doclist li")).to_have_count(2)
+        page.set_input_files("#file-input", files=[{"name": "设备.txt", "mimeType": "text/plain",
+                                                    "buffer": BIG.encode()}])
+        text, bar = page.locator("#upload-progress-text"), page.locator("#upload-progress")
+        expect(text).to_have_text(re.compile(r"^0 / \d+ 段$"), timeout=20_000)
+        total = int(text.inner_text().split(" / ")[1].split()[0])
+        gate.let()
+        expect(text).to_have_text(f"16 / {total} 段", timeout=20_000)
+        assert bar.evaluate("b => [b.value, b.max]") == [16, total]
+        page.screenshot(path=str(ARTIFACTS / "web_progress.png"))
+        with page.expect_response(lambda r: r.request.method == "DELETE" and "/jobs/" in r.url):
+            page.click("#upload-cancel")
+        gate.let(100)
+        status = page.locator("#upload-status")
+        expect(status).to_contain_text("已取消上传，索引保持原样。", timeout=20_000)
+        expect(status).to_have_class("upload-status cancelled")
+        expect(page.locator(".doclist li")).to_have_count(2)
+        expect(page.locator("#stats")).to_contain_text("2 篇文档")
+        assert not errors, errors
 
 
 def test_dropped_unsupported_file_shows_server_message(server: str, browser: Any) -> None:

@@ -1,46 +1,67 @@
-"""``GET /documents``, ``POST /documents`` (multipart upload → ingest), ``DELETE /documents/{id}``.
+"""``GET /documents``, ``POST /documents`` (multipart upload → an ingest job), ``DELETE /documents/{id}``.
 
 Uploads are checked and parsed before anything is written: size (``max_upload_bytes`` → 413),
 type (sniffed from the bytes by ``rag.loaders``; an unknown type, or a suffix that names another
-binary format than the content, → 415), name (only a safe stem of the basename survives; it becomes
-the doc_id), and content (encrypted, corrupt, undecodable → 400; over ``max_pages``,
-``max_document_chars`` or ``max_unpacked_bytes`` → 413). The files are then ingested under the
-server's writer lock (the index reloads atomically; questions in flight keep reading their
-snapshot) and kept in ``<index_dir>/uploads/`` so they persist with the index.
+binary format than the content, → 415), name (only a safe stem of the basename survives, shortened
+to ``MAX_STEM_BYTES`` with a hash; it becomes the doc_id), and content (encrypted, corrupt,
+undecodable → 400; over ``max_pages``, ``max_document_chars`` or ``max_unpacked_bytes`` → 413).
+
+The ingest then runs as a job (``rag.jobs``, ``GET /jobs/{id}``): 202 with the job at once, or,
+with ``?wait=true``, 200 with the ingest report once it is done. The job writes the files aside in
+``<index_dir>/uploads/`` first (a file that cannot be stored fails the job before the index
+changes), ingests under the writer lock (readers keep their snapshots), and only after the commit
+moves the files into place, so every upload the index lists is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import re
+import tempfile
 import unicodedata
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
+from rag.config import Settings
 from rag.documents import SUPPORTED_SUFFIXES, Document
-from rag.durable import atomic_write
-from rag.errors import DocumentError, InputError, NotFoundError, UnsupportedFormatError
+from rag.durable import sweep_temp_files
+from rag.errors import DocumentError, InputError, NotFoundError, RagError, UnsupportedFormatError
 from rag.ingest import delete_documents, ingest
+from rag.jobs import Job, JobRunner
 from rag.loaders import SUFFIXES, TEXT_TYPES, extract, sniff
-from server.deps import IndexDep, SettingsDep, StateDep, WriterDep, live_index
+from server.deps import IndexDep, SettingsDep, State, StateDep, WriterDep, live_index
 from server.errors import ApiError, error_body
+from server.routes import jobs
+from server.routes.jobs import JobsDep
 
-__all__ = ["UploadLimit", "router", "safe_name"]
+__all__ = ["MAX_STEM_BYTES", "router", "safe_name"]
 
 router = APIRouter(tags=["documents"])
+router.include_router(jobs.router)  # an upload's status: served wherever uploads are (no app.py change)
 _UNSAFE = re.compile(r"[^\w.\-]+")
-_MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the files
+MAX_STEM_BYTES = 150  # file names may have 255 bytes, and a Chinese character takes 3
+_EMBED_BATCH = 16  # chunks between progress reports and cancel checks (~2-5 s on 2 cores)
+Staged = dict[str, tuple[Path, bytes, Document]]  # doc_id → (where it is stored, bytes, document)
 
 
 def safe_name(filename: str | None) -> tuple[str, str]:
-    """``(stem, suffix)`` of an uploaded name: basename only, unsafe characters → ``_``.
+    """``(stem, suffix)`` of an uploaded name: basename only, unsafe characters → ``_``; a stem
+    over ``MAX_STEM_BYTES`` keeps its start and gets a hash of the whole (two long names that
+    start alike stay apart).
 
     >>> safe_name("../../etc/秦创原 简介.TXT")
     ('秦创原_简介', '.txt')
+    >>> stem, suffix = safe_name("长" * 60 + ".md")
+    >>> stem.startswith("长" * 47), stem[-9:], suffix
+    (True, '-9f944da2', '.md')
     """
     base = unicodedata.normalize("NFC", re.split(r"[\\/]", filename or "")[-1]).strip()
     path = Path(base)
@@ -49,10 +70,18 @@ def safe_name(filename: str | None) -> tuple[str, str]:
         raise ApiError(415, "unsupported_media_type",
                        f"{base or '(no name)'}: unsupported file type {suffix or '(none)'};"
                        f" supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    stem = _UNSAFE.sub("_", path.stem).strip("._ ")[:120]
+    stem = _UNSAFE.sub("_", path.stem).strip("._ ")
     if not stem:
         raise InputError(f"{base!r}: the file name has no usable characters")
-    return stem, suffix
+    return _shorten(stem), suffix
+
+
+def _shorten(stem: str) -> str:
+    data = stem.encode("utf-8")
+    if len(data) <= MAX_STEM_BYTES:
+        return stem
+    start = data[:MAX_STEM_BYTES - 9].decode("utf-8", "ignore").rstrip("._ ")  # whole characters
+    return f"{start}-{hashlib.sha256(data).hexdigest()[:8]}"
 
 
 def _read(upload: UploadFile, limit: int) -> bytes:
@@ -65,8 +94,30 @@ def _read(upload: UploadFile, limit: int) -> bytes:
 
 @router.get("/documents", summary="Documents in the index")
 def list_documents(index: IndexDep) -> dict[str, Any]:
-    docs = [asdict(d) for d in index.documents()]
+    docs = [{**asdict(d), "path": _shown(d.path, d.doc_id, index.directory),
+             "source": _shown(d.source, d.doc_id, index.directory)} for d in index.documents()]
     return {"documents": docs, "count": len(docs)}
+
+
+def _shown(path: str, doc_id: str, index_dir: Path) -> str:
+    """A path as anyone may see it: an upload relative to the index (``uploads/x.pdf``), a file
+    from an ingested folder relative to that folder (its doc_id and suffix), never the server's
+    own absolute paths.
+
+    >>> _shown("/srv/wenda/.rag/uploads/a.pdf", "a", Path("/srv/wenda/.rag"))
+    'uploads/a.pdf'
+    >>> _shown("/home/me/team/policy/h.pdf", "policy/h", Path("/srv/.rag"))
+    'policy/h.pdf'
+    >>> _shown("报告.pdf", "报告", Path("."))
+    '报告.pdf'
+    """
+    given = Path(path)
+    if not given.is_absolute():
+        return path
+    try:
+        return given.relative_to(index_dir.resolve()).as_posix()
+    except ValueError:
+        return doc_id if doc_id.endswith(given.suffix) else doc_id + given.suffix
 
 
 def _check_type(data: bytes, name: str, suffix: str) -> None:
@@ -77,14 +128,11 @@ def _check_type(data: bytes, name: str, suffix: str) -> None:
         raise UnsupportedFormatError(f"{name}: the name says {claimed} but the content is {sniffed}")
 
 
-@router.post("/documents", summary="Upload documents and ingest them")
-def upload_documents(
-        files: Annotated[list[UploadFile], File(description="text, Markdown, PDF, Word, PowerPoint,"
-                                                            " Excel, HTML or image files")],
-        _: WriterDep, state: StateDep, settings: SettingsDep) -> dict[str, Any]:
-    uploads = settings.index_dir / "uploads"
+def _stage(files: list[UploadFile], settings: Settings) -> Staged:
+    """Check and parse every upload (any refusal raises here, before anything is written)."""
+    uploads = (settings.index_dir / "uploads").absolute()  # stored paths work from any directory
     budget = settings.max_upload_bytes
-    staged: dict[str, tuple[Path, bytes, Document]] = {}
+    staged: Staged = {}
     for upload in files:
         stem, suffix = safe_name(upload.filename)
         data = _read(upload, budget)
@@ -100,14 +148,93 @@ def upload_documents(
         staged[stem] = (target, data, Document.from_extracted(
             stem, extracted, path=str(target), source=name,
             source_sha256=hashlib.sha256(data).hexdigest()))
-    with state.write_lock:
+    return staged
+
+
+@router.post("/documents", status_code=202, summary="Upload documents and ingest them (a job)",
+             responses={200: {"description": "with ?wait=true: the ingest report"},
+                        202: {"description": "the job; poll the Location (GET /jobs/{id})"}})
+async def upload_documents(
+        request: Request,
+        files: Annotated[list[UploadFile], File(description="text, Markdown, PDF, Word, PowerPoint,"
+                                                            " Excel, HTML or image files")],
+        _: WriterDep, state: StateDep, settings: SettingsDep, runner: JobsDep,
+        wait: Annotated[bool, Query(description="wait for the ingest and answer 200 with its report"
+                                                " (as before jobs)")] = False) -> JSONResponse:
+    if runner.full():
+        return JSONResponse(error_body("busy", f"{settings.max_queued_jobs} uploads are waiting already;"
+                                               " try again later"), status_code=503,
+                            headers={"Retry-After": "30"})
+    staged = await run_in_threadpool(_stage, files, settings)
+    job = runner.submit(partial(_run_upload, state, settings, staged), documents=list(staged))
+    if not wait:
+        return JSONResponse({"job": job.to_dict()}, status_code=202, headers={"Location": f"/jobs/{job.id}"})
+    await _wait(request, job, runner)
+    if job.status == "done":
+        return JSONResponse(job.result)
+    if job.status == "cancelled":
+        raise ApiError(409, "cancelled", str(job.error))
+    raise job.error or RagError("the upload job failed")
+
+
+async def _wait(request: Request, job: Job, runner: JobRunner) -> None:
+    """Until ``job`` is finished; if the client hangs up first, a job not started yet is dropped."""
+    while not job.finished.is_set():
+        if await request.is_disconnected():
+            if job.status == "queued":
+                runner.cancel(job.id)
+            return
+        runner.get(job.id)  # marks the job as asked about: its client is still there
+        await asyncio.sleep(0.1)
+
+
+def _run_upload(state: State, settings: Settings, staged: Staged, job: Job) -> dict[str, Any]:
+    """The job: store the files aside, ingest, then move the files into place (see the module)."""
+    uploads = next(iter(staged.values()))[0].parent
+    aside = _write_aside(uploads, staged)
+    try:
         report = ingest(live_index(state), [doc for _, _, doc in staged.values()],
-                        chunk_size=settings.chunk_size, overlap=settings.chunk_overlap)
-        uploads.mkdir(parents=True, exist_ok=True)
-        for stem, (target, data, _doc) in staged.items():
-            _remove_uploads(uploads, stem, keep=target.name)
-            atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
+                        chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
+                        batch=_EMBED_BATCH, progress=job.progress, cancelled=job.cancelled,
+                        max_chunks=settings.max_job_chunks)
+    except BaseException:
+        for stored in aside.values():
+            stored.unlink(missing_ok=True)
+        raise
+    for stem, (target, _data, _doc) in staged.items():
+        os.replace(aside[stem], target)  # a rename within one folder: it does not fail for want of space
+        _remove_uploads(uploads, stem, keep=target.name)
+    _sync_folder(uploads)
     return {"documents": list(staged), **asdict(report)}
+
+
+def _write_aside(uploads: Path, staged: Staged) -> dict[str, Path]:
+    """Each upload in a temp file in ``uploads`` (fsynced); a failure removes them and raises."""
+    aside: dict[str, Path] = {}
+    try:
+        uploads.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(uploads)  # what a killed job left
+        for stem, (_target, data, _doc) in staged.items():
+            fd, tmp = tempfile.mkstemp(dir=uploads, prefix=f".upload.{os.getpid()}.")
+            aside[stem] = Path(tmp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:
+        for stored in aside.values():
+            stored.unlink(missing_ok=True)
+        raise RagError(f"cannot store the upload in {uploads}: {exc.strerror}; the index is unchanged"
+                       ) from exc
+    return aside
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @router.delete("/documents/{doc_id:path}", summary="Remove a document from the index")
@@ -127,28 +254,3 @@ def _remove_uploads(uploads: Path, stem: str, keep: str | None = None) -> None:
     for f in uploads.iterdir():
         if f.is_file() and f.stem == stem and f.suffix.lower() in SUPPORTED_SUFFIXES and f.name != keep:
             f.unlink()
-
-
-class UploadLimit:
-    """Refuse an upload whose declared ``Content-Length`` is over the limit before it is read."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit + _MULTIPART_SLACK
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/documents":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > self.limit:
-                await _reply_413(send, self.limit)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _reply_413(send: Send, limit: int) -> None:
-    import json
-
-    body = json.dumps(error_body("payload_too_large", f"the upload is over {limit} bytes")).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
