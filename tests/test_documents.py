@@ -87,6 +87,12 @@ def test_binary_file_refused(tmp_path: Path) -> None:
         load_documents([path])
 
 
+def test_a_nul_past_the_first_page_is_still_binary(tmp_path: Path) -> None:
+    _write(tmp_path / "late.txt", "正常的开头。".encode() * 2000 + b"\x00\x01\x02")
+    with pytest.raises(DocumentError, match="binary"):
+        load_documents([tmp_path])
+
+
 def test_control_characters_refused_as_binary(tmp_path: Path) -> None:
     _write(tmp_path / "ctl.txt", b"\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0e" * 2)
     with pytest.raises(DocumentError, match="binary"):
