@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LOCAL_STAMP := $(VENV)/.installed-local-stamp
 Q ?= 秦创原量子信息科技联合创新中心将聚焦哪些领域?
 
-.PHONY: install install-local serve ask chat test test-fast lint eval bench fixtures perf stress clean
+.PHONY: install install-local serve ask chat test test-fast lint eval bench reader fixtures perf stress clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"
@@ -58,6 +58,9 @@ bench: install  ## both public benchmarks (DRCD, CMRC 2018) with the BM25 baseli
 	$(RAG) bench squad ../shared/benchmarks/drcd_dev.json --json evals/out/drcd.json --index-dir .rag-bench/drcd
 	$(RAG) bench squad ../shared/benchmarks/cmrc2018_dev.json --json evals/out/cmrc.json --index-dir .rag-bench/cmrc
 	$(PY) -m evals.docbench --json evals/out/docbench.json
+
+reader: install  ## train the reader from DRCD + CMRC (resumable: ARGS=--resume; GPU: ARGS="--device cuda"), print its validation table
+	nice $(PY) -m evals.train_reader $(ARGS)
 
 fixtures: install  ## rewrite tests/fixtures/documents (PDFs need reportlab; the scans a CJK font)
 	$(PY) tests/fixtures/documents/make_pdfs.py

