@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.chunk import split_sentences
-from rag.generate import Draft, Evidence, Passage
+from rag.draft import Draft, Evidence, Passage
 from rag.injection import flag, flag_sentences
 from rag.lexical import ALTERNATIVE, Weights, coverage, longest_run, occurs
 from rag.span import short_span

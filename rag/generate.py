@@ -5,73 +5,20 @@ from 1 and returns text plus ``Evidence`` (which passage, which normalized span)
 turns evidence into verified citations; ``rag.qa`` is the only caller.
 
 Backends: ``extractive`` (always available, ``rag.extract``); ``local`` and ``openai``
-(``rag.llm``, grounded sentence by sentence by ``rag.grounding``).
+(``rag.llm``, grounded sentence by sentence by ``rag.grounding``). The types they share live in
+``rag.draft`` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from rag.normalize import Normalized
-from rag.retrieve import Hit
+from rag.draft import Draft, Evidence, Generator, Passage
 
 if TYPE_CHECKING:
     from rag.config import Settings
 
 __all__ = ["AUTO", "Draft", "Evidence", "Generator", "Passage", "load_generator", "local_available"]
-
-
-@dataclass(frozen=True)
-class Passage:
-    """Passage ``n`` as a generator sees it: the hit, and its document's normalized text."""
-
-    n: int
-    hit: Hit
-    doc: Normalized
-
-    @property
-    def text(self) -> str:
-        return self.hit.chunk.text
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The answer leans on normalized ``[nstart, nend)`` of passage ``n``'s document."""
-
-    n: int
-    nstart: int
-    nend: int
-
-
-@dataclass
-class Draft:
-    text: str  # with [n] markers; Simplified (qa converts to the asker's script)
-    evidence: list[Evidence] = field(default_factory=list)
-    short_answer: Evidence | None = None
-    refused: bool = False
-    quoted: bool = False  # text is exactly the evidence sentences, each followed by its [n]
-    notes: list[str] = field(default_factory=list)
-    # LLM grounding (rag.grounding): sentences the model wrote, those dropped as unsupported,
-    # and "extractive" when nothing held up and the extractive answer was used instead
-    sentences: int | None = None
-    unsupported: list[str] = field(default_factory=list)
-    fallback: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # e.g. first_token (ms from call)
-
-
-class Generator(Protocol):
-    name: str
-
-    def generate(self, question: str, passages: Sequence[Passage], *, idf: dict[str, float]) -> Draft:
-        """``question`` is normalized; ``idf`` weighs its tokens (rare words matter more)."""
-        ...
-
-    def stream(self, question: str, passages: Sequence[Passage], *,
-               idf: dict[str, float]) -> Iterator[str | Draft]:
-        """Text deltas, then the final ``Draft``."""
-        ...
 
 
 # What ``auto`` runs. Measured with ``rag eval --compare`` on evals/gold/seeds.jsonl (README,

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.chunk import split_sentences
-from rag.generate import Draft, Evidence, Passage
+from rag.draft import Draft, Evidence, Passage
 from rag.injection import flag_sentences, strip_flagged
 from rag.normalize import to_simplified
 

@@ -20,9 +20,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from rag.draft import Draft, Passage
 from rag.errors import ModelError
 from rag.extract import Extractive
-from rag.generate import Draft, Passage
 from rag.grounding import Grounder
 from rag.injection import strip_flagged
 from rag.normalize import to_simplified, to_traditional
