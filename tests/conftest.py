@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from evals.load import free_port
 from rag.config import Settings
 from rag.documents import load_documents
 from rag.index import Index
@@ -91,3 +95,26 @@ def make_client(seed_index: Index) -> Iterator[Callable[..., TestClient]]:
     yield make
     for client in opened:
         client.__exit__(None, None, None)
+
+
+@contextmanager
+def serving(app: Any, **options: Any) -> Iterator[str]:
+    """``app`` under uvicorn in a thread on a free loopback port (a real socket, unlike
+    TestClient); yields its base URL once startup (the lifespan) is done. ``options`` go to
+    ``uvicorn.Config`` (``rag serve``'s are ``server.app.uvicorn_options(settings)``)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -4,7 +4,6 @@ client with the same API, error mapping, and the llama-index retriever."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from conftest import FakeEmbedder
 from fastapi.testclient import TestClient
 from test_jobs import Gate
 
+from evals.load import free_port
 from rag.client import APIError, AuthError, Client, LocalClient, split_messages
 from rag.config import Settings
 from rag.errors import DocumentError, DocumentTooLargeError, InputError, NotFoundError
@@ -177,10 +177,8 @@ def test_http_ingest_raises_the_failed_job_error(seed_index: Index, folder: Path
 
 
 def test_unreachable_server_is_an_api_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with Client(f"http://127.0.0.1:{port}", timeout=2) as c, pytest.raises(APIError, match="cannot reach"):
+    nobody = f"http://127.0.0.1:{free_port()}"
+    with Client(nobody, timeout=2) as c, pytest.raises(APIError, match="cannot reach"):
         c.ask(QUESTION)
 
 

@@ -8,7 +8,6 @@ batch through, so "while it runs" is a state the test holds, not a race it hopes
 from __future__ import annotations
 
 import errno
-import socket
 import tempfile
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, serving
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
@@ -206,23 +205,11 @@ def test_a_queued_job_whose_client_left_is_not_started(make_client: MakeClient, 
 def test_a_waiting_client_that_hangs_up_drops_its_queued_job(seed_index: Index,
                                                              fake_embedder: FakeEmbedder) -> None:
     """``?wait=true`` over a real connection: the client gives up while its job is queued."""
-    import uvicorn
-
     app = create_app(Settings(index_dir=seed_index.directory, generator="extractive", chunk_size=60),
                      index=seed_index)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     gate = Gate(fake_embedder)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
-            for _ in range(200):
-                if server.started:
-                    break
-                time.sleep(0.05)
+    with serving(app) as base, httpx.Client(base_url=base, timeout=20) as http:
+        try:
             first = http.post("/documents", files=[("files", ("设备.txt", BIG.encode(), "text/plain"))])
             assert gate.entered.wait(20)
             with pytest.raises(httpx.ReadTimeout):  # the client gives up waiting
@@ -235,10 +222,8 @@ def test_a_waiting_client_that_hangs_up_drops_its_queued_job(seed_index: Index,
             gate.let(100)
             assert poll(http, first.json()["job"]["id"], finished)["status"] == "done"
             assert "海峡" not in {d["doc_id"] for d in http.get("/documents").json()["documents"]}
-    finally:
-        gate.let(100)
-        server.should_exit = True
-        thread.join(timeout=10)
+        finally:
+            gate.let(100)  # before the server stops: the job thread waits on the gate
 
 
 def test_a_full_queue_is_503(make_client: MakeClient, fake_embedder: FakeEmbedder) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import serving
 
 from evals.load import free_port
 from rag.errors import InputError, ModelError
@@ -187,24 +186,14 @@ def test_load_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def wenda_v1(seed_index: Index) -> Iterator[str]:
     """``rag serve``'s app with the extractive generator on a real socket; yields the /v1 URL."""
-    import uvicorn
-
     from rag.config import Settings
     from rag.extract import Extractive
     from server.app import create_app
 
     app = create_app(Settings(index_dir=seed_index.directory, generator="extractive"),
                      index=seed_index, generator=Extractive())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as base:
+        yield f"{base}/v1"
 
 
 def test_openai_llm_streams_from_a_real_server(wenda_v1: str, seed_index: Index) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import select
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from conftest import serving
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
@@ -45,24 +44,8 @@ BOUNDARY = "xyz"
 def running(index: Index, generator: Generator | None = None, **overrides: Any) -> Iterator[str]:
     """The app on a free loopback port, in a thread, with ``rag serve``'s uvicorn options."""
     settings = Settings(**{"index_dir": index.directory, "generator": "extractive", **overrides})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, index=index, generator=generator), host="127.0.0.1",
-                            port=port, log_level="warning", **uvicorn_options(settings))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
+    with serving(create_app(settings, index=index, generator=generator), **uvicorn_options(settings)) as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def connect(base: str, source: str = "127.0.0.1") -> socket.socket:
