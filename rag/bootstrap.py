@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rag.config import Settings
-from rag.documents import find_files
 from rag.embed import load_embedder
 from rag.generate import Generator, load_generator
 from rag.index import Index
-from rag.ingest import IngestReport, ingest
+from rag.ingest import IngestReport, ingest_paths
 
 __all__ = ["make_generator", "open_index"]
 
@@ -23,8 +22,8 @@ def open_index(settings: Settings, *, build: bool = True,
         if on_build is not None:
             on_build(index)
         else:
-            ingest(index, find_files([settings.seeds_dir])[0], chunk_size=settings.chunk_size,
-                   overlap=settings.chunk_overlap)
+            ingest_paths(index, [settings.seeds_dir], chunk_size=settings.chunk_size,
+                         overlap=settings.chunk_overlap, limits=settings.limits())
     return index
 
 

@@ -23,13 +23,11 @@ out = Console(highlight=False)
 def _ingest_with_progress(index, paths, *, prune=False, settings: Settings):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from rag.documents import find_files
-    from rag.ingest import ingest
+    from rag.ingest import ingest_paths
 
-    files, passed_over = find_files(paths)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("reading files", total=len(files))
+        task = bar.add_task("reading files", total=None)
 
         def reading(done: int, total: int, path: str) -> None:
             bar.update(task, description=f"reading {Path(path).name}", completed=done, total=total)
@@ -37,10 +35,9 @@ def _ingest_with_progress(index, paths, *, prune=False, settings: Settings):  # 
         def progress(done: int, total: int) -> None:
             bar.update(task, description="embedding chunks", completed=done, total=total)
 
-        report = ingest(index, files, prune=prune, chunk_size=settings.chunk_size,
-                        overlap=settings.chunk_overlap, progress=progress, reading=reading,
-                        limits=settings.limits())
-    report.failed[:0] = passed_over
+        _, report = ingest_paths(index, paths, prune=prune, chunk_size=settings.chunk_size,
+                                 overlap=settings.chunk_overlap, progress=progress, reading=reading,
+                                 limits=settings.limits())
     return report
 
 

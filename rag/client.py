@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from rag.documents import SUPPORTED_SUFFIXES
+from rag.documents import walk
 from rag.errors import (
     DocumentError,
     DocumentTooLargeError,
@@ -112,9 +112,7 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file()
-                            and f.suffix.lower() in SUPPORTED_SUFFIXES
-                            and not any(s.startswith(".") for s in f.relative_to(p).parts))
+            found += [f for f in walk(p) if f.suffix.lower() in SUFFIXES]
         elif p.is_file():
             found.append(p)
         else:
@@ -288,13 +286,10 @@ class LocalClient:
         return stream_ask(self.index, question, history=_turns(history), **self._kwargs())
 
     def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
-        from rag.documents import find_files
-        from rag.ingest import ingest
+        from rag.ingest import ingest_paths
 
-        files, passed_over = find_files(list(paths))
-        report = ingest(self.index, files, chunk_size=self.settings.chunk_size,
-                        overlap=self.settings.chunk_overlap, limits=self.settings.limits())
-        report.failed[:0] = passed_over
+        files, report = ingest_paths(self.index, list(paths), chunk_size=self.settings.chunk_size,
+                                     overlap=self.settings.chunk_overlap, limits=self.settings.limits())
         return {"documents": [f.doc_id for f in files], **asdict(report)}
 
     def documents(self) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from rag.loaders import SUFFIXES, TEXT, Extracted, Limits, Page, extract
 from rag.loaders.text import decode
 
 __all__ = ["SUPPORTED_SUFFIXES", "Document", "Skipped", "SourceFile", "decode", "find_files",
-           "load_documents"]
+           "load_documents", "walk"]
 
 SUPPORTED_SUFFIXES = tuple(SUFFIXES)
 
@@ -100,7 +100,7 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def walk(root: Path) -> list[Path]:
     """Files under ``root``, sorted, dot-files and dot-folders (.git, .cache) left out."""
     return sorted(p for p in root.rglob("*")
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
@@ -128,7 +128,7 @@ def find_files(paths: Iterable[str | Path]) -> tuple[list[SourceFile], list[Skip
     for given in (Path(p) for p in paths):
         if not given.exists():
             raise DocumentError(f"{given}: no such file or directory")
-        candidates = list(_walk(given)) if given.is_dir() else [given]
+        candidates = walk(given) if given.is_dir() else [given]
         found: list[tuple[Path, str]] = []
         for path in candidates:
             if path.resolve() in seen:

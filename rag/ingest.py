@@ -22,18 +22,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rag.chunk import Chunk, chunk_document
-from rag.documents import Document, Skipped, SourceFile
+from rag.documents import Document, Skipped, SourceFile, find_files
 from rag.errors import DocumentError, DocumentTooLargeError, IngestCancelled
 from rag.index import Index, pages_to_json
 from rag.lexical import tokenize
 from rag.loaders import Limits
 from rag.normalize import Normalized, normalize
 
-__all__ = ["IngestReport", "delete_documents", "ingest", "locked", "wipe"]
+__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths", "locked", "wipe"]
 
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
 Reading = Callable[[int, int, str], None]  # (done, total, path) files parsed
@@ -186,6 +187,16 @@ def ingest(index: Index, documents: Sequence[Document | SourceFile], *, prune: b
             index.refresh()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def ingest_paths(index: Index, paths: Sequence[str | Path], **options: Any
+                 ) -> tuple[list[SourceFile], IngestReport]:
+    """``ingest`` of the files under ``paths`` (found and named by ``find_files``); the files
+    passed over while finding them (unsupported types, taken names) lead ``report.failed``."""
+    files, passed_over = find_files(paths)
+    report = ingest(index, files, **options)
+    report.failed[:0] = passed_over
+    return files, report
 
 
 def _commit(index: Index, todo: list[tuple[Document, Normalized, list[Chunk]]],
