@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from test_loaders_pdf import raw_pdf, reportlab_pdf
 
 from rag.index import Index
 
@@ -74,29 +75,16 @@ def test_each_format_uploads(client: TestClient, seed_index: Index, name: str, m
 
 def _encrypted_pdf() -> bytes:
     from reportlab.lib.pdfencrypt import StandardEncryption
-    from reportlab.pdfgen.canvas import Canvas
 
-    out = io.BytesIO()
-    canvas = Canvas(out, invariant=1, encrypt=StandardEncryption("secret", ownerPassword="owner"))
-    canvas.drawString(72, 700, "secret")
-    canvas.showPage()
-    canvas.save()
-    return out.getvalue()
+    return reportlab_pdf(lambda c: c.drawString(72, 700, "secret"),
+                         encrypt=StandardEncryption("secret", ownerPassword="owner"))
 
 
 def _many_pages(count: int) -> bytes:
     """A valid PDF whose page tree names one page object ``count`` times."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join([b"3 0 R"] * count), count),
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"]
-    out, offsets = bytearray(b"%PDF-1.7\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 4\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+    return raw_pdf(b"<< /Type /Catalog /Pages 2 0 R >>",
+                   b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join([b"3 0 R"] * count), count),
+                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>")
 
 
 def _docx_bomb(megabytes: int) -> bytes:
