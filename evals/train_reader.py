@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=None, help="training time budget for this run")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--resume", action="store_true", help="continue from .reader/checkpoint.pt")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (new optimizer and schedule)")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--steps", type=int, default=None, help="schedule length (default: the epochs)")
     p.add_argument("--freeze", type=int, default=None, help="bottom layers frozen (default: 6 cpu, 0 cuda)")
@@ -128,6 +129,8 @@ def train(args: argparse.Namespace) -> Any:
     torch.manual_seed(SEED)
     model = reader.new_reader()
     checkpoint = torch.load(WORK / "checkpoint.pt", weights_only=False) if args.resume else None
+    if args.init and not checkpoint:  # warm start: an earlier run's weights, this run's schedule
+        model.load_state_dict(torch.load(args.init, weights_only=False)["model"], strict=False)
     if checkpoint:
         model.load_state_dict(checkpoint["model"], strict=False)
         saved = checkpoint["args"]  # the run's shape stays; only the budget and device may change

@@ -40,6 +40,7 @@ class Document:
     pages: tuple[Page, ...] = ()  # where each page / slide / sheet row starts in ``text``
     source_sha256: str = ""  # of the file's bytes: unchanged bytes are skipped before parsing
     notes: tuple[str, ...] = ()  # what the loader left out (pages without text, …)
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_text(cls, doc_id: str, text: str, path: str = "") -> Document:
@@ -50,7 +51,8 @@ class Document:
                        source_sha256: str) -> Document:
         return cls(doc_id, extracted.text, _sha(extracted.text.encode("utf-8")), path,
                    source=source, title=extracted.title, media_type=extracted.media_type,
-                   pages=extracted.pages, source_sha256=source_sha256, notes=extracted.notes)
+                   pages=extracted.pages, source_sha256=source_sha256, notes=extracted.notes,
+                   tags=extracted.tags)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import numpy as np
 from rag.chunk import Chunk, chunk_document
 from rag.documents import Document, Skipped, SourceFile, find_files
 from rag.errors import DocumentError, DocumentTooLargeError, IngestCancelled
+from rag.filters import clean_tags
 from rag.index import Index, pages_to_json
 from rag.lexical import tokenize
 from rag.loaders import Limits
@@ -47,6 +49,7 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    retagged: list[str] = field(default_factory=list)  # same text, new tags
     failed: list[Skipped] = field(default_factory=list)  # files that could not be used, and why
     notes: list[Skipped] = field(default_factory=list)  # parts of files left out (pages, …)
     chunks_embedded: int = 0
@@ -55,7 +58,7 @@ class IngestReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
+        return bool(self.added or self.updated or self.removed or self.retagged)
 
 
 @contextmanager
@@ -71,11 +74,12 @@ def locked(directory: Path) -> Iterator[None]:
 
 
 def wipe(directory: Path) -> None:
-    """Delete an index directory's contents (for ``--rebuild``)."""
+    """Delete an index directory's contents (for ``--rebuild``); the other collections kept in
+    the default one's directory (``collections/``) stay."""
     if directory.exists():
         with locked(directory):
             for child in directory.iterdir():
-                if child.name != "lock":
+                if child.name not in ("lock", "collections"):
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
@@ -117,17 +121,24 @@ def _embed(index: Index, chunks: list[Chunk], batch: int, progress: Progress | N
     return vectors
 
 
-def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, str]],
+def _tagged(doc: Document, tags: tuple[str, ...] | None, stored: tuple[str, ...]) -> Document:
+    """The document with its tags: its own (front matter) plus those given, or without given
+    ones, plus those it had."""
+    return replace(doc, tags=clean_tags([*doc.tags, *(stored if tags is None else tags)]))
+
+
+def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, str, tuple[str, ...]]],
            limits: Limits | None, reading: Reading | None, report: IngestReport,
-           rehashed: list[tuple[str, str]]) -> list[Document]:
-    """The documents that changed: files whose bytes are unchanged are skipped unparsed, files
-    that fail to parse are reported in ``report.failed``; ``rehashed`` gets the files whose bytes
-    changed but not their text (so the next run skips them unparsed)."""
+           rehashed: list[tuple[str, str]], tags: tuple[str, ...] | None) -> list[Document]:
+    """The documents that changed: files whose bytes (and tags) are unchanged are skipped
+    unparsed, files that fail to parse are reported in ``report.failed``; ``rehashed`` gets the
+    files whose bytes changed but not their text (so the next run skips them unparsed). A
+    document whose text is unchanged but whose tags are not lands in ``report.retagged``."""
     changed: list[Document] = []
     for i, item in enumerate(items):
-        sha, source_sha = stored.get(item.doc_id, ("", ""))
+        sha, source_sha, had = stored.get(item.doc_id, ("", "", ()))
         if isinstance(item, SourceFile):
-            if item.sha256 == source_sha:
+            if item.sha256 == source_sha and (tags is None or had == tags):
                 report.skipped.append(item.doc_id)
                 continue
             if reading:
@@ -140,6 +151,11 @@ def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, 
             report.notes += [Skipped(str(item.path), note) for note in doc.notes]
         else:
             doc = item
+        doc = _tagged(doc, tags, had)
+        if doc.sha256 == sha and doc.tags != had:
+            report.retagged.append(doc.doc_id)
+            changed.append(doc)
+            continue
         if doc.sha256 == sha:
             report.skipped.append(doc.doc_id)
             if doc.source_sha256 != source_sha:
@@ -153,17 +169,25 @@ def ingest(index: Index, documents: Sequence[Document | SourceFile], *, prune: b
            chunk_size: int = 240, overlap: int = 1, batch: int = 32,
            progress: Progress | None = None, limits: Limits | None = None,
            reading: Reading | None = None, max_chunks: int | None = None,
-           cancelled: Cancelled | None = None) -> IngestReport:
-    """Make the index hold ``documents``; see the module docstring. Reloads ``index`` if changed."""
+           cancelled: Cancelled | None = None, tags: Sequence[str] | None = None) -> IngestReport:
+    """Make the index hold ``documents``; see the module docstring. Reloads ``index`` if changed.
+
+    ``tags`` replace the documents' given tags (their front matter's stay); without it, a
+    changed document keeps the tags it had."""
     started = time.perf_counter()
     report = IngestReport()
     with locked(index.directory):
         with index.connect() as db:
-            stored = {d: (sha, src) for d, sha, src in
-                      db.execute("SELECT doc_id, sha256, source_sha256 FROM documents")}
+            stored = {d: (sha, src, tuple(json.loads(t))) for d, sha, src, t in
+                      db.execute("SELECT doc_id, sha256, source_sha256, tags FROM documents")}
         todo: list[tuple[Document, Normalized, list[Chunk]]] = []
         rehashed: list[tuple[str, str]] = []
-        for doc in _parse(documents, stored, limits, reading, report, rehashed):
+        given = None if tags is None else clean_tags(tags)
+        retag: list[Document] = []
+        for doc in _parse(documents, stored, limits, reading, report, rehashed, given):
+            if doc.doc_id in report.retagged:
+                retag.append(doc)
+                continue
             (report.updated if doc.doc_id in stored else report.added).append(doc.doc_id)
             norm = normalize(doc.text)
             todo.append((doc, norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)))
@@ -180,6 +204,11 @@ def ingest(index: Index, documents: Sequence[Document | SourceFile], *, prune: b
         if rehashed:  # the same content: no new generation, readers need not reload
             with index.connect() as db, db:
                 db.executemany("UPDATE documents SET source_sha256=? WHERE doc_id=?", rehashed)
+        if retag:  # the commit below bumps the generation
+            with index.connect() as db, db:
+                db.executemany("UPDATE documents SET tags=?, source_sha256=? WHERE doc_id=?",
+                               [(json.dumps(d.tags, ensure_ascii=False),
+                                 d.source_sha256 or stored[d.doc_id][1], d.doc_id) for d in retag])
         if report.changed:
             _commit(index, todo, all_chunks, vectors, report)
             index.reload()
@@ -208,10 +237,12 @@ def _commit(index: Index, todo: list[tuple[Document, Normalized, list[Chunk]]],
             db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
         db.executemany(
             "INSERT INTO documents(doc_id, path, sha256, text, ntext, origin, ingested_at, source,"
-            " title, media_type, pages, source_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " title, media_type, pages, source_sha256, tags)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(doc.doc_id, doc.path, doc.sha256, doc.text, norm.text,
               np.asarray(norm.origin, dtype=np.int32).tobytes(), now, doc.source or doc.path,
-              doc.title, doc.media_type, pages_to_json(doc.pages), doc.source_sha256)
+              doc.title, doc.media_type, pages_to_json(doc.pages), doc.source_sha256,
+              json.dumps(doc.tags, ensure_ascii=False))
              for doc, norm, _ in todo])
         db.executemany(
             "INSERT INTO chunks(doc_id, ordinal, text, ostart, oend, nstart, nend, tokens, text_sha,"

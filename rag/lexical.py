@@ -108,13 +108,16 @@ class Lexicon:
         df = self._df.get(token, 0)
         return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5))) if df else 0.0
 
-    def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
+    def search(self, tokens: Sequence[str], k: int, mask: np.ndarray | None = None
+               ) -> list[tuple[int, float]]:
+        """Best rows first; with ``mask`` (1.0 per row allowed, 0.0 else) only allowed rows."""
         known = [t for t in tokens if t in self._vocab]
         if not known or not self.size:
             return []
         k = min(k, self.size)
         # n_threads=0: scored in this thread (n_threads=1 started a thread pool per query)
-        rows, scores = self._bm25.retrieve([known], k=k, show_progress=False, n_threads=0)
+        rows, scores = self._bm25.retrieve([known], k=k, show_progress=False, n_threads=0,
+                                           weight_mask=mask)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from rag.cite import cite, original_chars, strip_markers
 from rag.errors import InputError, RagError
 from rag.extract import ANSWER_TYPES
+from rag.filters import Filter
 from rag.generate import Draft, Generator, Passage, load_generator
 from rag.index import Index
 from rag.injection import flag_passage, strip_flagged
@@ -132,6 +133,7 @@ class _Options:
     use_dense: bool = True
     use_lexical: bool = True
     rescore: bool = True
+    where: Filter | None = None
 
 
 class _Run:
@@ -151,7 +153,7 @@ class _Run:
         self.asked = (to_simplified(self.standalone) if hasattr(self.generator, "rewrite")
                       else self.normalized)
         query = make_query(index, self.normalized if self.standalone == self.question
-                           else to_simplified(self.standalone))
+                           else to_simplified(self.standalone), opts.where)
         self.hits = retrieve(index, query, top_k, use_dense=opts.use_dense,
                              use_lexical=opts.use_lexical, rescore=opts.rescore)
         # the asked question's own words weigh (not the history a follow-up was expanded with),
@@ -192,6 +194,10 @@ class _Run:
         stored = self.index.stored(doc_id)
         return where(stored.pages, offset, stored.media_type)
 
+    def _tags(self, doc_id: str) -> list[str]:
+        doc = self.index.loaded.docs.get(doc_id)
+        return list(doc.tags) if doc else []
+
     def finish(self, draft: Draft | None) -> Answer:
         texts = self.texts()
         passages = [PassageOut(doc_id=h.chunk.doc_id, chunk_id=h.chunk.chunk_id,
@@ -202,6 +208,7 @@ class _Run:
                     for h in self.hits]
         citations = ([c.model_copy(update={**self.where(c.doc_id, c.start),
                                            "title": self.index.stored(c.doc_id).title or None,
+                                           "tags": self._tags(c.doc_id),
                                            "flagged": flag_passage(self.passages[c.n - 1].text)})
                       for c in cite(draft.evidence, self.passages, texts)]
                      if draft and not draft.refused else [])
@@ -235,13 +242,14 @@ class _Run:
 def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
         generator: Generator | None = None, max_question_chars: int = 2000,
         refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
-        rescore: bool = True) -> Answer:
+        rescore: bool = True, where: Filter | None = None) -> Answer:
     """Answer ``question`` from ``index`` with verified citations, or refuse.
 
-    ``use_dense`` / ``use_lexical`` / ``rescore`` switch retrieval paths off for comparisons;
-    ``refuse_below`` overrides the calibrated refusal threshold."""
+    ``where`` limits the documents it may draw on; ``use_dense`` / ``use_lexical`` / ``rescore``
+    switch retrieval paths off for comparisons; ``refuse_below`` overrides the calibrated
+    refusal threshold."""
     run = _Run(index, question, _Options(top_k, history, generator, max_question_chars,
-                                         refuse_below, use_dense, use_lexical, rescore))
+                                         refuse_below, use_dense, use_lexical, rescore, where))
     if not run.supported:
         return run.finish(None)
     t = time.perf_counter()
@@ -253,10 +261,10 @@ def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Messag
 def stream_ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
                generator: Generator | None = None, max_question_chars: int = 2000,
                refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
-               rescore: bool = True) -> Iterator[str | Answer]:
+               rescore: bool = True, where: Filter | None = None) -> Iterator[str | Answer]:
     """Text deltas in the asker's script, then the final ``Answer``."""
     run = _Run(index, question, _Options(top_k, history, generator, max_question_chars,
-                                         refuse_below, use_dense, use_lexical, rescore))
+                                         refuse_below, use_dense, use_lexical, rescore, where))
     draft: Draft | None = None
     if run.supported:
         t = time.perf_counter()

@@ -26,6 +26,7 @@ import numpy as np
 
 from rag.chunk import Chunk
 from rag.crosslingual import bridge
+from rag.filters import Filter
 from rag.index import Index
 from rag.lexical import ALTERNATIVE, coverage, longest_run, question_weights, tokenize
 from rag.normalize import has_cjk
@@ -52,6 +53,7 @@ class Query:
     weights: dict[str, float] = field(default_factory=dict)
     bridged: bool = False  # weights are Chinese alternatives for a question in another language
     dense: list[tuple[int, float]] | None = None  # the dense candidates, if already searched
+    allowed: np.ndarray | None = None  # the chunk ids a filter allows (None: all)
 
 
 @dataclass(frozen=True)
@@ -63,32 +65,37 @@ class Hit:
     lexical: float  # BM25 score (0 when not among the lexical candidates)
 
 
-def make_query(index: Index, normalized_question: str) -> Query:
-    """The question ready for ``retrieve``. A question without Chinese over a collection with
-    Chinese is bridged (``rag.crosslingual``): its weights are groups of Chinese alternatives
-    and its BM25 tokens are theirs."""
+def make_query(index: Index, normalized_question: str, where: Filter | None = None) -> Query:
+    """The question ready for ``retrieve``, searching only what ``where`` allows. A question
+    without Chinese over a collection with Chinese is bridged (``rag.crosslingual``): its weights
+    are groups of Chinese alternatives and its BM25 tokens are theirs."""
     vector = index.embedder.embed_queries([normalized_question])[0]
+    allowed = index.chunk_ids(where)
     dense = None
     if not has_cjk(normalized_question) and len(index):
-        dense = index.dense_search(vector, POOL)  # retrieve reuses these candidates
+        dense = index.dense_search(vector, POOL, allowed)  # retrieve reuses these candidates
         candidates = [index.chunks[i].text for i, _ in dense]
         if has_cjk("".join(candidates)) and (weights := bridge(normalized_question, index.lexicon,
                                                                candidates)):
             tokens = [t for key in weights for a in key.split(ALTERNATIVE) for t in tokenize(a)]
-            return Query(normalized_question, tokens, vector, weights, bridged=True, dense=dense)
+            return Query(normalized_question, tokens, vector, weights, bridged=True, dense=dense,
+                         allowed=allowed)
     tokens = tokenize(normalized_question)
     return Query(normalized_question, tokens, vector,
-                 question_weights(index.lexicon, tokens, normalized_question), dense=dense)
+                 question_weights(index.lexicon, tokens, normalized_question), dense=dense,
+                 allowed=allowed)
 
 
 def retrieve(index: Index, query: Query, k: int, *, use_dense: bool = True,
              use_lexical: bool = True, rescore: bool = True) -> list[Hit]:
-    """The ``k`` best chunks for ``query``, best first."""
+    """The ``k`` best chunks for ``query`` (among those its filter allows), best first."""
+    allowed = query.allowed
     if use_dense:
-        dense = dict(query.dense if query.dense is not None else index.dense_search(query.vector, POOL))
+        dense = dict(query.dense if query.dense is not None
+                     else index.dense_search(query.vector, POOL, allowed))
     else:
         dense = {}
-    lexical = dict(index.lexical_search(query.tokens, POOL)) if use_lexical else {}
+    lexical = dict(index.lexical_search(query.tokens, POOL, allowed)) if use_lexical else {}
     ids = list(dense.keys() | lexical.keys())
     if not ids:
         return []

@@ -31,6 +31,7 @@ class Citation(BaseModel):
     location: str | None = Field(default=None, description="where the quote is, for people:"
                                  " 第 3 页, 第 2 张幻灯片, 销售 第 5 行")
     title: str | None = Field(default=None, description="the document's title, when it has one")
+    tags: list[str] = Field(default_factory=list, description="the document's tags (rag ingest --tag)")
     flagged: str | None = Field(default=None, description="why the cited passage looks like a prompt"
                                 " injection (rag.injection); its flagged sentences are never quoted")
 

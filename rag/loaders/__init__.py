@@ -62,6 +62,7 @@ class Extracted:
     title: str = ""
     pages: tuple[Page, ...] = ()  # empty for formats without pages (text, HTML, Word)
     notes: tuple[str, ...] = ()  # what was left out and why ("page 3: no text layer; …")
+    tags: tuple[str, ...] = ()  # from the file itself (Markdown front matter)
 
 
 @dataclass(frozen=True)
