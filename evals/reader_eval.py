@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None, trained: Any = None) -> dict[str, Any]:
         report["float vs shipped A/B (validation)"] = ab_formats(trained, model, limited(validation, args.ab),
                                                                  max_len, threshold)
     print(f"threshold {threshold:.3f} (chosen on {len(tune)} tune examples)")
+    info_path = Path(args.weights).with_suffix(".json")  # the pipeline's judge reads it there
+    if info_path.is_file():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        info["threshold"] = threshold
+        info_path.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     print_table(rows)
     if "float vs shipped A/B (validation)" in report:
         print_table({"float vs shipped": report["float vs shipped A/B (validation)"]})

@@ -23,7 +23,7 @@ from rag.injection import flag, flag_sentences
 from rag.lexical import ALTERNATIVE, Weights, coverage, longest_run, occurs
 from rag.span import short_span
 
-__all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "rank_sentences", "split_question"]
+__all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "from_span", "rank_sentences", "split_question"]
 
 RANK_PRIOR = 0.15  # weight of the passage's fused retrieval score in a sentence's score
 RUN_BONUS = 0.4  # weight of the longest run of question text found verbatim in the sentence
@@ -190,6 +190,23 @@ def split_question(question: str) -> list[str]:
         return [question]
     shared = items[-1][items[-1].rfind("的"):] if "的" in items[-1] else ""
     return [f"{lead}{item if '的' in item else item + shared}{asked}" for item in items]
+
+
+def from_span(passages: Sequence[Passage], short: Evidence) -> Draft | None:
+    """The answer a reader found (``rag.reading``): the sentence holding the span ``short`` leads,
+    with the context it points back to, and ``short`` is the short answer. None when that
+    sentence may not be quoted (flagged, or a question)."""
+    p = passages[short.n - 1]
+    base = p.hit.chunk.nstart
+    for a, b in split_sentences(p.text):
+        if base + a <= short.nstart < base + b:
+            found = _quotable(Sentence(p.n, base + a, base + b, p.text[a:b], 0.0, 0.0))
+            if found is None:
+                return None
+            chosen = _with_context(found, passages)
+            return Draft("".join(f"{s.text}[{s.n}]" for s in chosen),
+                         [Evidence(s.n, s.nstart, s.nend) for s in chosen], short, quoted=True)
+    return None
 
 
 class Extractive:

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 
 from rag.cite import cite, original_chars, strip_markers
 from rag.errors import InputError, RagError
-from rag.extract import ANSWER_TYPES
+from rag.extract import ANSWER_TYPES, Extractive, from_span
 from rag.filters import Filter
-from rag.generate import Draft, Generator, Passage, load_generator
+from rag.generate import Draft, Evidence, Generator, Passage, load_generator
 from rag.index import Index
 from rag.injection import flag_passage, strip_flagged
 from rag.lexical import Lexicon, agent_verb, coverage, question_weights, tokenize
 from rag.loaders import where
 from rag.normalize import has_cjk, is_traditional, to_simplified, to_traditional
 from rag.prompts import language_of, render
+from rag.reading import Judge, judge
 from rag.retrieve import Hit, make_query, retrieve
 from rag.schema import Answer, Message
 from rag.schema import Passage as PassageOut
@@ -134,6 +135,7 @@ class _Options:
     use_lexical: bool = True
     rescore: bool = True
     where: Filter | None = None
+    reader: Judge | None = None
 
 
 class _Run:
@@ -164,8 +166,29 @@ class _Run:
         self.passages = [Passage(i + 1, h, index.normalized(h.chunk.doc_id))
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
-        self.supported = _supported(self.question, self.hits, self.weights, index.lexicon,
-                                    opts.refuse_below, bridged=query.bridged)
+        gate = opts.reader.gate if opts.reader else "span"
+        self.supported = gate == "reader" or _supported(self.question, self.hits, self.weights,
+                                                        index.lexicon, opts.refuse_below,
+                                                        bridged=query.bridged)
+        self.verdict = None
+        if opts.reader and self.supported:
+            t = time.perf_counter()
+            self.verdict = judge(opts.reader, self.normalized, self.passages)
+            self.timings["read"] = (time.perf_counter() - t) * 1000
+            if gate != "span":
+                self.supported = bool(self.verdict and self.verdict.answerable)
+
+    def draft(self) -> Draft:
+        """The reader's span and its sentence when it found one (extractive answers), else
+        the generator's draft."""
+        t = time.perf_counter()
+        draft = None
+        v = self.verdict
+        if v and v.answerable and isinstance(self.generator, Extractive):
+            draft = from_span(self.passages, Evidence(v.n, v.nstart, v.nend))
+        draft = draft or self.generator.generate(self.asked, self.passages, idf=self.weights)
+        self.timings["generate"] = (time.perf_counter() - t) * 1000
+        return draft
 
     def first_text(self) -> None:
         """Note when the asker got the first piece of the answer."""
@@ -242,31 +265,36 @@ class _Run:
 def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
         generator: Generator | None = None, max_question_chars: int = 2000,
         refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
-        rescore: bool = True, where: Filter | None = None) -> Answer:
+        rescore: bool = True, where: Filter | None = None, reader: Judge | None = None) -> Answer:
     """Answer ``question`` from ``index`` with verified citations, or refuse.
 
     ``where`` limits the documents it may draw on; ``use_dense`` / ``use_lexical`` / ``rescore``
     switch retrieval paths off for comparisons; ``refuse_below`` overrides the calibrated
     refusal threshold."""
     run = _Run(index, question, _Options(top_k, history, generator, max_question_chars,
-                                         refuse_below, use_dense, use_lexical, rescore, where))
+                                         refuse_below, use_dense, use_lexical, rescore, where,
+                                         reader))
     if not run.supported:
         return run.finish(None)
-    t = time.perf_counter()
-    draft = run.generator.generate(run.asked, run.passages, idf=run.weights)
-    run.timings["generate"] = (time.perf_counter() - t) * 1000
-    return run.finish(draft)
+    return run.finish(run.draft())
 
 
 def stream_ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
                generator: Generator | None = None, max_question_chars: int = 2000,
                refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
-               rescore: bool = True, where: Filter | None = None) -> Iterator[str | Answer]:
+               rescore: bool = True, where: Filter | None = None, reader: Judge | None = None
+               ) -> Iterator[str | Answer]:
     """Text deltas in the asker's script, then the final ``Answer``."""
     run = _Run(index, question, _Options(top_k, history, generator, max_question_chars,
-                                         refuse_below, use_dense, use_lexical, rescore, where))
+                                         refuse_below, use_dense, use_lexical, rescore, where,
+                                         reader))
     draft: Draft | None = None
-    if run.supported:
+    if run.supported and isinstance(run.generator, Extractive):  # quoted whole: nothing to stream
+        draft = run.draft()
+        if draft.quoted:
+            run.first_text()
+            yield from run.render(draft, run.texts())
+    elif run.supported:
         t = time.perf_counter()
         for item in run.generator.stream(run.asked, run.passages, idf=run.weights):
             if isinstance(item, Draft):

@@ -1,0 +1,87 @@
+"""The reader stage: a trained model reads the question with the top passages and says whether
+one of them answers it, and where (``rag.models.reader``).
+
+Word overlap tells whether a passage is *about* the question; the reader tells whether it
+*answers* it. ``judge`` reads the first ``depth`` passages and returns a ``Verdict``: the best
+span over them (offsets in the passage's document, normalized text, like ``Evidence``) and its
+margin over "no answer"; answerable when the margin clears the threshold chosen on held-out
+articles when the model was trained (``rag/models/reader.json``).
+
+How the verdict is used (``Judge.gate``):
+- ``reader``: the reader alone decides refusal (the coverage gate in ``rag.qa`` is skipped);
+- ``both``: answer only when the coverage gate and the reader agree;
+- ``span``: refusal stays the gate's; the reader picks the answer span and its sentence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rag.draft import Passage
+from rag.errors import ConfigError, ModelError
+
+__all__ = ["GATES", "Judge", "Verdict", "judge", "load_judge"]
+
+GATES = ("reader", "both", "span")
+DEPTH = 3  # passages read: the answer is in the top 3 for 0.99 of DRCD's answerable questions
+
+
+@dataclass(frozen=True)
+class Verdict:
+    n: int  # passage number (1-based, as in Evidence)
+    nstart: int
+    nend: int
+    margin: float  # best span score minus the no-answer score
+    answerable: bool
+
+
+@dataclass(frozen=True)
+class Judge:
+    model: Any
+    threshold: float
+    gate: str = "reader"
+    depth: int = DEPTH
+
+
+def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
+    """The shipped reader (loaded once), or ``ModelError`` naming how to build it."""
+    if gate not in GATES:
+        raise ConfigError(f"RAG_READER={gate!r}: use off, {', '.join(GATES)}")
+    from rag.models import reader
+
+    weights = path or reader.WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"the reader's weights are not in {weights}: train them with `make reader`"
+                         " (or set RAG_READER=off)")
+    info = json.loads(weights.with_suffix(".json").read_text(encoding="utf-8"))
+    if "threshold" not in info:
+        raise ModelError(f"{weights.with_suffix('.json')} has no threshold: rerun its evaluation"
+                         " (python -m evals.reader_eval)")
+    return Judge(_model(str(weights)), float(info["threshold"]), gate)
+
+
+@lru_cache(maxsize=2)
+def _model(path: str) -> Any:
+    from rag.models import reader
+
+    return reader.load_reader(path)
+
+
+def judge(j: Judge, question: str, passages: Sequence[Passage]) -> Verdict | None:
+    """The best span of the first ``j.depth`` passages, or None when there are none."""
+    from rag.models import reader
+
+    read = list(passages[:j.depth])
+    if not read:
+        return None
+    readings = reader.read(question, [p.text for p in read], j.model)
+    best = max(readings, key=lambda r: r.margin)
+    p = read[best.passage]
+    base = p.hit.chunk.nstart
+    return Verdict(p.n, base + best.start, base + best.end, best.margin,
+                   best.margin > j.threshold and best.end > best.start)

@@ -1,0 +1,87 @@
+"""The reader stage in the pipeline (rag.reading + rag.qa), with the model faked at its seam
+(``rag.models.reader.read``): which gate refuses, and the reader's span leading the answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.errors import ConfigError, ModelError
+from rag.models import reader
+from rag.qa import ask, stream_ask
+from rag.reading import Judge, judge, load_judge
+from rag.schema import Answer
+
+QUESTION = "咸阳市委书记是谁?"
+
+
+def fake_read(span: str | None, margin: float):  # type: ignore[no-untyped-def]
+    """A reader that finds ``span`` in the first passage holding it (or nothing)."""
+    def read(question, passages, model=None, **_):  # type: ignore[no-untyped-def]
+        out = []
+        for i, text in enumerate(passages):
+            at = text.find(span) if span else -1
+            if at >= 0:
+                out.append(reader.Reading(i, at, at + len(span), span, margin, 0.0))
+            else:
+                out.append(reader.Reading(i, 0, 0, "", -5.0, 0.0))
+        return out
+    return read
+
+
+def test_the_span_and_its_sentence_lead(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", 4.0))
+    answer = ask(seed_index, QUESTION, reader=Judge(None, 0.5, "reader"))
+    assert not answer.refused and answer.short_answer == "夏晓中"
+    first = answer.citations[0]
+    assert "夏曉中" in first.quote and seed_index.text(first.doc_id)[first.start:first.end] == first.quote
+    assert "read" in answer.timings_ms
+
+
+@pytest.mark.parametrize(("gate", "refused"), [("reader", True), ("both", True), ("span", False)])
+def test_which_gate_refuses(seed_index, monkeypatch, gate, refused) -> None:  # type: ignore[no-untyped-def]
+    """The reader finds nothing: "reader" and "both" refuse; "span" leaves refusal to the gate
+    (which answers this question) and the extractive answer stands."""
+    monkeypatch.setattr(reader, "read", fake_read(None, 0.0))
+    answer = ask(seed_index, QUESTION, reader=Judge(None, 0.5, gate))
+    assert answer.refused is refused
+
+
+def test_reader_gate_answers_what_the_coverage_gate_refuses(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    question = "西咸新区2023年GDP是多少?"  # the coverage gate refuses it
+    assert ask(seed_index, question).refused
+    monkeypatch.setattr(reader, "read", fake_read("西咸新区", 3.0))
+    assert not ask(seed_index, question, reader=Judge(None, 0.5, "reader")).refused
+    assert ask(seed_index, question, reader=Judge(None, 0.5, "both")).refused
+
+
+def test_stream_gives_the_same_answer(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", 4.0))
+    j = Judge(None, 0.5, "reader")
+    *deltas, final = list(stream_ask(seed_index, QUESTION, reader=j))
+    assert isinstance(final, Answer) and final.short_answer == "夏晓中"
+    assert "".join(deltas) == final.answer == ask(seed_index, QUESTION, reader=j).answer
+
+
+def test_verdict_offsets_are_the_document_s(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", 4.0))
+    from rag.draft import Passage
+    from rag.retrieve import make_query, retrieve
+
+    hits = retrieve(seed_index, make_query(seed_index, QUESTION), 5)
+    passages = [Passage(i + 1, h, seed_index.normalized(h.chunk.doc_id)) for i, h in enumerate(hits)]
+    v = judge(Judge(None, 0.5), QUESTION, passages)
+    assert v is not None and v.answerable
+    assert passages[v.n - 1].doc.text[v.nstart:v.nend] == "夏晓中"
+
+
+def test_load_judge_says_how_to_get_the_weights(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="RAG_READER"):
+        load_judge("sometimes")
+    with pytest.raises(ModelError, match="make reader"):
+        load_judge("reader", tmp_path / "reader.safetensors")
+    (tmp_path / "reader.safetensors").write_bytes(b"")
+    (tmp_path / "reader.json").write_text(json.dumps({"format": "int8"}))
+    with pytest.raises(ModelError, match="threshold"):
+        load_judge("reader", tmp_path / "reader.safetensors")
