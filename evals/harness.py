@@ -34,6 +34,7 @@ from rag.index import Index
 from rag.ingest import ingest
 from rag.normalize import to_simplified
 from rag.qa import ask
+from rag.reading import load_judge, reader_available
 from rag.schema import Answer
 
 __all__ = ["CONFIG_KEYS", "DEFAULT_CONFIGS", "check_floor", "compare", "load_gold", "run_gold",
@@ -50,6 +51,9 @@ DEFAULT_CONFIGS: list[dict[str, Any]] = [
     {"name": "e5 dense-only", "embedder": "e5", "use_lexical": False},
     # the re-ranking stage (top 10 re-scored by coverage and verbatim run) switched off
     {"name": "e5 no-rerank", "embedder": "e5", "rescore": False},
+    # the trained reader (rag.reading), where its weights are built (make reader)
+    *({"name": f"e5 reader {gate}", "embedder": "e5", "reader": gate}
+      for gate in ("reader", "both", "span") if reader_available()),
     # LLM generators side by side with the extractive rows above, for each installed model
     *({"name": f"e5 local {m}", "embedder": "e5", "generator": f"local:{m}"}
       for m in ("qwen-0.5b", "qwen-1.5b") if local_available(m)),
@@ -286,6 +290,8 @@ def compare(configs: Sequence[Mapping[str, Any]] | None, dataset: Path, out_dir:
     for i, config in enumerate(configs or DEFAULT_CONFIGS):
         name = str(config.get("name") or f"config{i + 1}")
         kwargs, ignored = _split_config(config)
+        if kwargs.get("reader"):  # a gate's name in the configuration, the loaded judge for ask
+            kwargs["reader"] = load_judge(kwargs["reader"])
         index = open_index(str(config.get("embedder", "e5")))
         generator = load_generator(config["generator"]) if config.get("generator") else None
         records_json = out_dir / f"records-{i + 1:02d}.json"

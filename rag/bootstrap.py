@@ -9,8 +9,9 @@ from rag.embed import load_embedder
 from rag.generate import Generator, load_generator
 from rag.index import Index
 from rag.ingest import IngestReport, ingest_paths
+from rag.reading import Judge, load_judge
 
-__all__ = ["make_generator", "open_index"]
+__all__ = ["make_generator", "make_judge", "open_index"]
 
 
 def open_index(settings: Settings, *, build: bool = True,
@@ -25,6 +26,11 @@ def open_index(settings: Settings, *, build: bool = True,
             ingest_paths(index, [settings.seeds_dir], chunk_size=settings.chunk_size,
                          overlap=settings.chunk_overlap, limits=settings.limits())
     return index
+
+
+def make_judge(settings: Settings) -> Judge | None:
+    """The reader stage as ``RAG_READER`` asks (None when off); loads the model once."""
+    return None if settings.reader == "off" else load_judge(settings.reader)
 
 
 def make_generator(settings: Settings) -> Generator:

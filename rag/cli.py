@@ -9,18 +9,37 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from rag.cli_collections import collections_app, keys_app
 from rag.config import Settings
 from rag.errors import RagError
+from rag.filters import Filter
 
 app = typer.Typer(help="wenda: ask questions of your documents, with verified citations.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 bench_app = typer.Typer(help="Public benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(collections_app, name="collections")
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 out = Console(highlight=False)
 
+DEFAULT = "default"  # rag.collections.DEFAULT (imported lazily: it loads FAISS)
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="see `rag collections list`")]
+TagsOpt = Annotated[list[str] | None, typer.Option("--tag", help="only documents with any of these tags")]
+AllTagsOpt = Annotated[list[str] | None, typer.Option("--all-tags", help="only documents with every one")]
+DocsOpt = Annotated[list[str] | None, typer.Option("--doc", help="only these documents (doc ids)")]
+PathOpt = Annotated[str | None, typer.Option("--path", help="only documents whose id or path starts so")]
 
-def _ingest_with_progress(index, paths, *, prune=False, settings: Settings):  # type: ignore[no-untyped-def]
+
+def _filter(tag: list[str] | None, all_tags: list[str] | None, doc: list[str] | None,
+            path: str | None) -> Filter | None:
+    """The ``--tag/--all-tags/--doc/--path`` options as a ``Filter`` (None when none is given)."""
+    return Filter.parse({"tags_any": tag or [], "tags_all": all_tags or [], "doc_ids": doc or [],
+                         "path_prefix": path or ""}) or None
+
+
+def _ingest_with_progress(index, paths, *, prune=False, settings: Settings,  # type: ignore[no-untyped-def]
+                          tags=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rag.ingest import ingest_paths
@@ -37,7 +56,7 @@ def _ingest_with_progress(index, paths, *, prune=False, settings: Settings):  # 
 
         _, report = ingest_paths(index, paths, prune=prune, chunk_size=settings.chunk_size,
                                  overlap=settings.chunk_overlap, progress=progress, reading=reading,
-                                 limits=settings.limits())
+                                 limits=settings.limits(), tags=tags)
     return report
 
 
@@ -65,30 +84,50 @@ def _open(settings: Settings, *, build: bool = True):  # type: ignore[no-untyped
     return open_index(settings, build=build, on_build=on_build)
 
 
+def _open_collection(settings: Settings, name: str, *, build: bool = True,  # type: ignore[no-untyped-def]
+                     create: bool = False):
+    """The default collection as ``_open`` opens it; another one by name (``create``: made when
+    missing, and said so)."""
+    from rag.collections import check_name, exists, open_collection
+    from rag.embed import load_embedder
+
+    if check_name(name) == DEFAULT:
+        return _open(settings, build=build)
+    if create and not exists(settings.index_dir, name):
+        err.print(f"creating collection {name!r}")
+    return open_collection(settings.index_dir, name, load_embedder(settings.embedder), create=create)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="files or folders (default: seeds/)")] = None,
     prune: Annotated[bool, typer.Option(help="delete documents not among PATHS")] = False,
     rebuild: Annotated[bool, typer.Option(help="start from an empty index")] = False,
+    collection: CollectionOpt = DEFAULT,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", help="tag the documents (repeatable; replaces their given tags, front matter's stay)")
+    ] = None,
 ) -> None:
-    """Add, update, skip or remove documents in the index."""
+    """Add, update, skip or remove documents in the index (a collection is created if missing)."""
+    from rag.collections import check_name, collection_dir
     from rag.ingest import wipe
 
     settings = Settings()
     if rebuild:
-        wipe(settings.index_dir)
-    index = _open(settings, build=False)
+        wipe(collection_dir(settings.index_dir, check_name(collection)))
+    index = _open_collection(settings, collection, build=False, create=True)
     given = paths or [settings.seeds_dir]
-    report = _ingest_with_progress(index, given, prune=prune, settings=settings)
+    report = _ingest_with_progress(index, given, prune=prune, settings=settings, tags=tag)
     for label, ids in (("added", report.added), ("updated", report.updated),
-                       ("skipped", report.skipped), ("removed", report.removed)):
+                       ("skipped", report.skipped), ("removed", report.removed),
+                       ("retagged", report.retagged)):
         out.print(f"{label:>8}: {len(ids)}" + (f"  ({', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})"
                                                if ids else ""))
     out.print(f"  failed: {len(report.failed)}")
     out.print(f"  chunks: {len(index)} in index, {report.chunks_embedded} embedded, "
               f"{report.chunks_reused} reused, {report.seconds:.1f}s")
     _print_passed_over(report)
-    if not (report.added or report.updated or report.skipped):
+    if not (report.added or report.updated or report.skipped or report.retagged):
         # nothing could be read: say so, and fail (a script must not mistake this for success)
         what = "no file could be read" if report.failed else "no supported files found"
         err.print(f"[red]error:[/red] {what} in {', '.join(str(p) for p in given)}")
@@ -109,17 +148,20 @@ def ask(
     question: str,
     json_: Annotated[bool, typer.Option("--json", help="print one Answer JSON object")] = False,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50)] = None,
+    collection: CollectionOpt = DEFAULT,
+    tag: TagsOpt = None, all_tags: AllTagsOpt = None, doc: DocsOpt = None, path: PathOpt = None,
 ) -> None:
-    """Answer one question."""
-    from rag.bootstrap import make_generator
+    """Answer one question (from the documents the filter options allow, if any)."""
+    from rag.bootstrap import make_generator, make_judge
     from rag.qa import ask as ask_question
 
     settings = Settings()
-    index = _open(settings)
+    where = _filter(tag, all_tags, doc, path)
+    index = _open_collection(settings, collection)
     answer = ask_question(index, question, top_k=top_k or settings.top_k,
                           generator=make_generator(settings),
                           max_question_chars=settings.max_question_chars,
-                          refuse_below=settings.refuse_below)
+                          refuse_below=settings.refuse_below, where=where, reader=make_judge(settings))
     if json_:
         sys.stdout.write(answer.model_dump_json() + "\n")
     else:
@@ -127,15 +169,19 @@ def ask(
 
 
 @app.command()
-def chat() -> None:
+def chat(
+    collection: CollectionOpt = DEFAULT,
+    tag: TagsOpt = None, all_tags: AllTagsOpt = None, doc: DocsOpt = None, path: PathOpt = None,
+) -> None:
     """An interactive multi-turn session (empty line or Ctrl-D to quit)."""
-    from rag.bootstrap import make_generator
+    from rag.bootstrap import make_generator, make_judge
     from rag.qa import ask as ask_question
     from rag.schema import Message
 
     settings = Settings()
-    index = _open(settings)
-    generator = make_generator(settings)
+    where = _filter(tag, all_tags, doc, path)
+    index = _open_collection(settings, collection)
+    generator, reader = make_generator(settings), make_judge(settings)
     history: list[Message] = []
     out.print(f"[dim]{len(index)} passages loaded. Ask a question (empty line to quit).[/dim]")
     while True:
@@ -147,7 +193,8 @@ def chat() -> None:
             break
         try:
             answer = ask_question(index, question, top_k=settings.top_k, history=history,
-                                  generator=generator, max_question_chars=settings.max_question_chars)
+                                  generator=generator, max_question_chars=settings.max_question_chars,
+                                  refuse_below=settings.refuse_below, where=where, reader=reader)
         except RagError as exc:
             err.print(f"[red]{exc}[/red]")
             continue
@@ -177,7 +224,7 @@ def eval_(
     from evals.harness import check_floor, run_gold
     from evals.harness import compare as run_compare
     from evals.report import format_table
-    from rag.bootstrap import make_generator
+    from rag.bootstrap import make_generator, make_judge
 
     settings = Settings()
     if compare:
@@ -189,7 +236,8 @@ def eval_(
     if report is None and json_out is not None:
         report = json_out.with_suffix(".md")
     summary = run_gold(index, dataset, generator=make_generator(settings), top_k=settings.top_k,
-                       out_json=json_out, report_md=report, progress=True)
+                       out_json=json_out, report_md=report, progress=True,
+                       ask_kwargs={"reader": make_judge(settings)})
     out.print(format_table([summary]))
     if summary["errors"]:
         err.print(f"[yellow]{summary['errors']} of {summary['n']} question(s) failed or were "

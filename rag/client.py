@@ -5,6 +5,10 @@
     for part in c.stream("它在哪里?", history=[...]): ...   # str deltas, then the Answer
     c.chat([{"role": "user", "content": "..."}]); c.ingest(["notes/"]); c.documents(); c.delete(id)
 
+    c.create_collection("hr"); c.collections()            # [{"name", "documents", "chunks", ...}]
+    hr = c.collection("hr")                               # the same methods, on collection "hr"
+    hr.ingest(["policies/"], tags=["2024"]); hr.ask("年假几天?", filter={"tags_any": ["2024"]})
+
 Both clients share one API and raise the same ``RagError`` subclasses: the HTTP client maps the
 server's ``error.code`` back (``invalid_input`` → ``InputError``, ...). ``Client`` takes an
 injectable ``httpx.Client``, so tests hand it FastAPI's in-process transport.
@@ -12,6 +16,7 @@ injectable ``httpx.Client``, so tests hand it FastAPI's in-process transport.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,23 +39,34 @@ from rag.errors import (
     NotFoundError,
     RagError,
 )
+from rag.filters import Filter
 from rag.loaders import SUFFIXES
-from rag.schema import Answer, Message
+from rag.messages import HistoryLike, history_dicts, split_messages, turns
+from rag.schema import Answer
 
 if TYPE_CHECKING:
     from rag.config import Settings
     from rag.generate import Generator
     from rag.index import Index
+    from rag.reading import Judge
 
-__all__ = ["APIError", "AuthError", "Client", "LocalClient", "split_messages"]
+__all__ = ["APIError", "AuthError", "Client", "ForbiddenError", "LocalClient", "split_messages"]
 
-HistoryLike = Sequence[Message | Mapping[str, Any]]
+FilterLike = Filter | Mapping[str, Any] | None
+# rag.collections.DEFAULT, not imported here: that module loads FAISS, which the HTTP client never needs
+_DEFAULT = "default"
 
 
 class AuthError(RagError):
-    """The server wants ``Authorization: Bearer <RAG_API_KEY>`` (HTTP 401)."""
+    """The server wants ``Authorization: Bearer <key>``: no key, or an unknown one (HTTP 401)."""
 
     code = "unauthorized"
+
+
+class ForbiddenError(AuthError):
+    """The key is known but lacks the right (read, write, admin) on that collection (HTTP 403)."""
+
+    code = "forbidden"
 
 
 class APIError(RagError):
@@ -65,47 +81,15 @@ _KNOWN: tuple[type[RagError], ...] = (InputError, DocumentError, DocumentTooLarg
                                      IncompatibleIndexError, NotFoundError, ModelError, AuthError,
                                      IngestCancelled)
 _BY_CODE: dict[str, type[RagError]] = {cls.code: cls for cls in _KNOWN}
-_BY_CODE |= {"payload_too_large": DocumentError, "unsupported_media_type": DocumentError}
+_BY_CODE |= {"payload_too_large": DocumentError, "unsupported_media_type": DocumentError,
+             "exists": InputError, "forbidden": ForbiddenError, "model_not_found": NotFoundError}
 
 
-def _text(content: Any) -> str:
-    """OpenAI content: a string, or a list of parts of which the text parts count."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content
-                       if isinstance(p, Mapping) and p.get("type", "text") == "text")
-    return ""
-
-
-def _turns(messages: HistoryLike | None) -> list[Message]:
-    """User and assistant turns as ``Message``s (system, tool and other roles are dropped)."""
-    turns = []
-    for m in messages or ():
-        if isinstance(m, Message):
-            turns.append(m)
-        elif m.get("role") in ("user", "assistant"):
-            turns.append(Message(role=m["role"], content=_text(m.get("content"))))
-    return [m for m in turns if m.role in ("user", "assistant")]
-
-
-def split_messages(messages: HistoryLike) -> tuple[str, list[Message]]:
-    """An OpenAI ``messages`` list → ``(question, history)``: the last user message is the
-    question; the user/assistant turns before it are the history (system turns are dropped).
-
-    >>> split_messages([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-    ...                 {"role": "user", "content": "c"}])[0]
-    'c'
-    """
-    turns = _turns(messages)
-    last = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
-    if last is None:
-        raise InputError("messages must contain a user message (the question)")
-    return turns[last].content, turns[:last]
-
-
-def _history(history: HistoryLike | None) -> list[dict[str, Any]]:
-    return [m.model_dump() for m in _turns(history)]
+def _where(filter: FilterLike) -> dict[str, Any]:
+    """``{"filter": {...}}`` for a request body, or nothing without one (checked here: a bad
+    filter is ``InputError`` before anything is sent)."""
+    where = Filter.parse(filter)
+    return {"filter": where.to_dict()} if where else {}
 
 
 def _files(paths: Iterable[str | Path]) -> list[Path]:
@@ -127,28 +111,57 @@ class Client:
                  http: httpx.Client | None = None, timeout: float = 120.0) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
+        self.collection_name = _DEFAULT
 
     @classmethod
     def local(cls, settings: Settings | None = None) -> LocalClient:
         """The same API in-process (no server): opens ``settings.index_dir`` like ``rag ask``."""
         return LocalClient.open(settings)
 
+    # ---- collections -------------------------------------------------------------------------
+    def collection(self, name: str) -> Client:
+        """This client scoped to collection ``name``: the same methods (``ask``, ``chat``,
+        ``stream``, ``ingest``, ``documents``, ``delete``) on it, over the same connection and key
+        (closing either closes both). A missing collection is ``NotFoundError`` on the first call."""
+        scoped = copy.copy(self)
+        scoped.collection_name = name
+        return scoped
+
+    def collections(self) -> list[dict[str, Any]]:
+        """The collections this key may read: ``{"name", "documents", "chunks", "rights"}`` each."""
+        found: list[dict[str, Any]] = self._request("GET", "/collections")["collections"]
+        return found
+
+    def create_collection(self, name: str) -> dict[str, Any]:
+        """A new, empty collection (``InputError`` if it exists): ``{"name", "documents", "chunks"}``."""
+        created: dict[str, Any] = self._request("POST", "/collections", json={"name": name})
+        return created
+
+    def drop_collection(self, name: str) -> None:
+        """Delete collection ``name`` and every document in it (the default one cannot be dropped)."""
+        self._request("DELETE", f"/collections/{quote(name, safe='')}", params={"confirm": name})
+
     # ---- the API -----------------------------------------------------------------------------
     def ask(self, question: str, history: HistoryLike | None = None,
-            top_k: int | None = None) -> Answer:
-        body: dict[str, Any] = {"question": question, "history": _history(history)}
+            top_k: int | None = None, filter: FilterLike = None) -> Answer:
+        """``filter``: a ``rag.filters.Filter`` or ``{"doc_ids", "path_prefix", "tags_any",
+        "tags_all"}`` (any of them) limiting the documents the answer may draw on."""
+        body: dict[str, Any] = {"question": question, "history": history_dicts(history), **_where(filter)}
+        if self.collection_name != _DEFAULT:
+            body["collection"] = self.collection_name
         if top_k is not None:
             body["top_k"] = top_k
         return Answer.model_validate(self._request("POST", "/ask", json=body))
 
-    def chat(self, messages: HistoryLike) -> Answer:
-        body = {"model": "wenda", "messages": _history(messages)}
+    def chat(self, messages: HistoryLike, filter: FilterLike = None) -> Answer:
+        body = {"model": self._model, "messages": history_dicts(messages), **_where(filter)}
         return Answer.model_validate(self._request("POST", "/v1/chat/completions", json=body)["wenda"])
 
-    def stream(self, question: str, history: HistoryLike | None = None) -> Iterator[str | Answer]:
+    def stream(self, question: str, history: HistoryLike | None = None,
+               filter: FilterLike = None) -> Iterator[str | Answer]:
         """Text deltas as the server streams them, then the final ``Answer``."""
-        messages = [*_history(history), {"role": "user", "content": question}]
-        body = {"model": "wenda", "messages": messages, "stream": True}
+        messages = [*history_dicts(history), {"role": "user", "content": question}]
+        body = {"model": self._model, "messages": messages, "stream": True, **_where(filter)}
         with self._call(lambda: self._http.stream("POST", "/v1/chat/completions", json=body,
                                                        headers=self._headers)) as r:
             if r.status_code >= 400:
@@ -170,9 +183,11 @@ class Client:
                 if content:
                     yield content
 
-    def ingest(self, paths: Iterable[str | Path], timeout: float | None = 3600.0) -> dict[str, Any]:
+    def ingest(self, paths: Iterable[str | Path], timeout: float | None = 3600.0, *,
+               tags: Sequence[str] | None = None) -> dict[str, Any]:
         """Upload files (text, Markdown, PDF, Word, PowerPoint, Excel, HTML, images; folders are
-        walked) and ingest them on the server; returns the ingest report.
+        walked) and ingest them on the server; returns the ingest report. ``tags`` replace the
+        given documents' tags (their Markdown front matter's stay).
 
         The server ingests in a job (``POST /documents`` → 202): this polls ``GET /jobs/{id}``
         until it is done. Past ``timeout`` seconds the job is cancelled (the index stays as it
@@ -181,7 +196,9 @@ class Client:
                  for f in _files(paths)]
         if not files:
             raise DocumentError("no supported files to upload")
-        body: dict[str, Any] = self._request("POST", "/documents", files=files)
+        # no field: tags kept; [""]: the given tags cleared, as ``tags=[]`` does in-process
+        form = None if tags is None else {"tags": list(tags) or [""]}
+        body: dict[str, Any] = self._request("POST", self._path("/documents"), files=files, data=form)
         if "job" not in body:  # a server from before jobs answers with the report itself
             return body
         return self._await_job(body["job"], timeout)
@@ -191,23 +208,23 @@ class Client:
         delay = 0.05
         while job["status"] in ("queued", "running"):
             if deadline is not None and time.monotonic() > deadline:
-                self._request("DELETE", f"/jobs/{job['id']}")  # nobody will read its result
+                self._request("DELETE", self._path(f"/jobs/{job['id']}"))  # nobody will read its result
                 raise APIError(f"the upload job {job['id']} was not done after {timeout} s: cancelled",
                                code="timeout")
             time.sleep(delay)
             delay = min(2 * delay, 1.0)  # quick for small uploads, one request a second for big ones
-            job = self._request("GET", f"/jobs/{job['id']}")["job"]
+            job = self._request("GET", self._path(f"/jobs/{job['id']}"))["job"]
         if job["status"] != "done":
             raise self._error(job.get("error") or {"code": job["status"]}, 500)
         result: dict[str, Any] = job["result"]
         return result
 
     def documents(self) -> list[dict[str, Any]]:
-        docs: list[dict[str, Any]] = self._request("GET", "/documents")["documents"]
+        docs: list[dict[str, Any]] = self._request("GET", self._path("/documents"))["documents"]
         return docs
 
     def delete(self, doc_id: str) -> None:
-        self._request("DELETE", f"/documents/{quote(doc_id, safe='')}")
+        self._request("DELETE", self._path(f"/documents/{quote(doc_id, safe='')}"))
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/health")
@@ -223,6 +240,18 @@ class Client:
         self.close()
 
     # ---- plumbing ----------------------------------------------------------------------------
+    @property
+    def _model(self) -> str:
+        """The OpenAI ``model`` naming this client's collection."""
+        return "wenda" if self.collection_name == _DEFAULT else f"wenda/{self.collection_name}"
+
+    def _path(self, route: str) -> str:
+        """A collection route: today's ``/documents``, ``/jobs`` for the default collection (so
+        servers from before collections keep working), ``/collections/{name}/...`` for others."""
+        if self.collection_name == _DEFAULT:
+            return route
+        return f"/collections/{quote(self.collection_name, safe='')}{route}"
+
     def _call(self, send: Any) -> Any:
         try:
             return send()
@@ -245,51 +274,88 @@ class Client:
     @staticmethod
     def _error(error: Mapping[str, Any], status: int) -> RagError:
         code, message = str(error.get("code", "api_error")), str(error.get("message", ""))
-        if status == 401:
-            return AuthError(message)
+        if status in (401, 403):
+            return AuthError(message) if status == 401 else ForbiddenError(message)
         cls = _BY_CODE.get(code)
         return cls(message) if cls else APIError(message, code=code, status=status)
 
 
 class LocalClient:
-    """``Client``'s API in-process: calls ``rag.qa`` and ``rag.ingest`` directly."""
+    """``Client``'s API in-process: calls ``rag.qa``, ``rag.ingest`` and ``rag.collections``
+    directly. ``index`` is collection ``collection``'s (under ``settings.index_dir``)."""
 
-    def __init__(self, index: Index, settings: Settings, generator: Generator | None = None) -> None:
+    def __init__(self, index: Index, settings: Settings, generator: Generator | None = None,
+                 collection: str = _DEFAULT, reader: Judge | None = None) -> None:
         self.index, self.settings, self.generator = index, settings, generator
+        self.collection_name, self.reader = collection, reader
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> LocalClient:
-        from rag.bootstrap import make_generator, open_index
+        from rag.bootstrap import make_generator, make_judge, open_index
         from rag.config import Settings
 
         settings = settings or Settings()
-        return cls(open_index(settings), settings, make_generator(settings))
+        return cls(open_index(settings), settings, make_generator(settings), reader=make_judge(settings))
 
-    def _kwargs(self, top_k: int | None = None) -> dict[str, Any]:
+    # ---- collections -------------------------------------------------------------------------
+    def collection(self, name: str) -> LocalClient:
+        """This client on collection ``name`` (``NotFoundError`` if there is none: see
+        ``create_collection``); the embedder and generator are shared, not loaded again."""
+        from rag.collections import open_collection
+
+        index = open_collection(self.settings.index_dir, name, self.index.embedder)
+        return LocalClient(index, self.settings, self.generator, name, self.reader)
+
+    def collections(self) -> list[dict[str, Any]]:
+        """Every collection: ``{"name", "documents", "chunks", "rights"}`` (in-process: all rights)."""
+        from rag.collections import list_collections
+        from rag.keys import RIGHTS
+
+        return [{**_summary(self.collection(name).index, name), "rights": list(RIGHTS)}
+                for name in list_collections(self.settings.index_dir)]
+
+    def create_collection(self, name: str) -> dict[str, Any]:
+        """A new, empty collection (``InputError`` if it exists): ``{"name", "documents", "chunks"}``."""
+        from rag.collections import create_collection
+
+        return _summary(create_collection(self.settings.index_dir, name, self.index.embedder), name)
+
+    def drop_collection(self, name: str) -> None:
+        """Delete collection ``name`` and every document in it (the default one cannot be dropped)."""
+        from rag.collections import drop_collection
+
+        drop_collection(self.settings.index_dir, name)
+
+    # ---- the API -----------------------------------------------------------------------------
+    def _kwargs(self, top_k: int | None = None, filter: FilterLike = None) -> dict[str, Any]:
         s = self.settings
         return {"top_k": s.top_k if top_k is None else top_k, "generator": self.generator,
-                "max_question_chars": s.max_question_chars, "refuse_below": s.refuse_below}
+                "max_question_chars": s.max_question_chars, "refuse_below": s.refuse_below,
+                "where": Filter.parse(filter) or None, "reader": self.reader}
 
     def ask(self, question: str, history: HistoryLike | None = None,
-            top_k: int | None = None) -> Answer:
+            top_k: int | None = None, filter: FilterLike = None) -> Answer:
         from rag.qa import ask
 
-        return ask(self.index, question, history=_turns(history), **self._kwargs(top_k))
+        return ask(self.index, question, history=turns(history), **self._kwargs(top_k, filter))
 
-    def chat(self, messages: HistoryLike) -> Answer:
+    def chat(self, messages: HistoryLike, filter: FilterLike = None) -> Answer:
         question, history = split_messages(messages)
-        return self.ask(question, history)
+        return self.ask(question, history, filter=filter)
 
-    def stream(self, question: str, history: HistoryLike | None = None) -> Iterator[str | Answer]:
+    def stream(self, question: str, history: HistoryLike | None = None,
+               filter: FilterLike = None) -> Iterator[str | Answer]:
         from rag.qa import stream_ask
 
-        return stream_ask(self.index, question, history=_turns(history), **self._kwargs())
+        return stream_ask(self.index, question, history=turns(history), **self._kwargs(filter=filter))
 
-    def ingest(self, paths: Iterable[str | Path]) -> dict[str, Any]:
+    def ingest(self, paths: Iterable[str | Path], *, tags: Sequence[str] | None = None
+               ) -> dict[str, Any]:
         from rag.ingest import ingest_paths
 
         files, report = ingest_paths(self.index, list(paths), chunk_size=self.settings.chunk_size,
-                                     overlap=self.settings.chunk_overlap, limits=self.settings.limits())
+                                     overlap=self.settings.chunk_overlap, limits=self.settings.limits(),
+                                     tags=tags)
         return {"documents": [f.doc_id for f in files], **asdict(report)}
 
     def documents(self) -> list[dict[str, Any]]:
@@ -312,3 +378,8 @@ class LocalClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _summary(index: Index, name: str) -> dict[str, Any]:
+    stats = index.stats()
+    return {"name": name, "documents": stats["documents"], "chunks": stats["chunks"]}

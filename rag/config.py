@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_ocr_pages: int = Field(100, ge=0)  # per file: OCR costs ~3-12 s a page on 2 cores
     generator: str = "auto"  # "auto" (rag.generate.AUTO) | "extractive" | "local" | "openai"
     refuse_below: float | None = Field(None, ge=0.0, le=1.0)  # override the calibrated threshold
+    # the trained reader (rag.reading): "off", or how its verdict is used: "reader" (it decides
+    # refusal), "both" (it and the coverage gate must agree), "span" (it only picks the span)
+    reader: Literal["off", "reader", "both", "span"] = "off"
     # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server
     local_model: str = "qwen-0.5b"  # "qwen-0.5b" | "qwen-1.5b" | a path to a .gguf file
     model_cache: Path | None = None  # where bundled GGUFs are assembled (~/.cache/wenda/models)
@@ -51,7 +54,8 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: str | None = None
     # server
-    api_key: str | None = None
+    api_key: str | None = None  # without a keys file: the bearer token write routes need
+    keys_file: Path | None = None  # API keys with per-collection rights (rag.keys; `rag keys add`)
     cors_origins: list[str] = []
     max_upload_bytes: int = Field(5_000_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1)  # any other request body (JSON), counted as it arrives

@@ -5,6 +5,7 @@ Plug it into any llama-index query engine; nodes carry the ORIGINAL passage text
 
     from llama_index.core.query_engine import RetrieverQueryEngine
     engine = RetrieverQueryEngine.from_args(WendaRetriever(index, top_k=5), llm=my_llm)
+    hr = WendaRetriever.from_settings(collection="hr", filter={"tags_any": ["2024"]})
 
 Only retrieval is wrapped: llama-index's own FAISS store cannot delete and its default BM25
 tokenizer barely splits Chinese, so wenda's index stays the store.
@@ -12,28 +13,56 @@ tokenizer barely splits Chinese, so wenda's index stays the store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
+from rag.filters import Filter
 from rag.index import Index
 from rag.normalize import to_simplified
 from rag.retrieve import make_query, retrieve
+
+if TYPE_CHECKING:
+    from rag.config import Settings
 
 __all__ = ["WendaRetriever"]
 
 
 class WendaRetriever(BaseRetriever):
-    """The ``top_k`` best passages of ``index`` for a query, as llama-index nodes."""
+    """The ``top_k`` best passages of ``index`` for a query, as llama-index nodes; ``filter`` (a
+    ``Filter`` or its JSON dict) limits the documents they may come from."""
 
-    def __init__(self, index: Index, top_k: int = 5) -> None:
+    def __init__(self, index: Index, top_k: int = 5,
+                 filter: Filter | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self._index, self._top_k = index, top_k
+        self._where = Filter.parse(filter) or None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, collection: str = "default",
+                      top_k: int | None = None,
+                      filter: Filter | Mapping[str, Any] | None = None) -> WendaRetriever:
+        """Over collection ``collection`` under ``settings.index_dir`` (``Settings()`` from the
+        environment by default); the default collection is built from seeds/ when empty, like
+        ``rag ask``; another one must exist (``NotFoundError``)."""
+        from rag.bootstrap import open_index
+        from rag.collections import DEFAULT, open_collection
+        from rag.config import Settings
+        from rag.embed import load_embedder
+
+        settings = settings or Settings()
+        index = (open_index(settings) if collection == DEFAULT else
+                 open_collection(settings.index_dir, collection, load_embedder(settings.embedder)))
+        return cls(index, settings.top_k if top_k is None else top_k, filter)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         question = " ".join(query_bundle.query_str.split())
         if not question:
             return []
-        hits = retrieve(self._index, make_query(self._index, to_simplified(question)), self._top_k)
+        query = make_query(self._index, to_simplified(question), self._where)
+        hits = retrieve(self._index, query, self._top_k)
         nodes = []
         for hit in hits:
             c = hit.chunk

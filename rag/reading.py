@@ -25,7 +25,7 @@ from typing import Any
 from rag.draft import Passage
 from rag.errors import ConfigError, ModelError
 
-__all__ = ["GATES", "Judge", "Verdict", "judge", "load_judge"]
+__all__ = ["GATES", "Judge", "Verdict", "judge", "load_judge", "reader_available"]
 
 GATES = ("reader", "both", "span")
 DEPTH = 3  # passages read: the answer is in the top 3 for 0.99 of DRCD's answerable questions
@@ -63,6 +63,14 @@ def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
         raise ModelError(f"{weights.with_suffix('.json')} has no threshold: rerun its evaluation"
                          " (python -m evals.reader_eval)")
     return Judge(_model(str(weights)), float(info["threshold"]), gate)
+
+
+def reader_available() -> bool:
+    """Are the reader's weights (and their threshold) in place?"""
+    from rag.models import reader
+
+    info = reader.WEIGHTS.with_suffix(".json")
+    return reader.WEIGHTS.is_file() and info.is_file() and "threshold" in info.read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=2)
