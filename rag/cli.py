@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rag.cli_collections import collections_app, keys_app
 from rag.config import Settings
@@ -130,7 +131,7 @@ def ingest(
     if not (report.added or report.updated or report.skipped or report.retagged):
         # nothing could be read: say so, and fail (a script must not mistake this for success)
         what = "no file could be read" if report.failed else "no supported files found"
-        err.print(f"[red]error:[/red] {what} in {', '.join(str(p) for p in given)}")
+        err.print(f"[red]error:[/red] {escape(what)} in {escape(', '.join(str(p) for p in given))}")
         raise typer.Exit(1)
 
 
@@ -196,7 +197,7 @@ def chat(
                                   generator=generator, max_question_chars=settings.max_question_chars,
                                   refuse_below=settings.refuse_below, where=where, reader=reader)
         except RagError as exc:
-            err.print(f"[red]{exc}[/red]")
+            err.print(f"[red]{escape(str(exc))}[/red]")
             continue
         _print_answer(answer)
         history += [Message(role="user", content=question),
@@ -246,7 +247,7 @@ def eval_(
     if summary["errors"] == summary["n"]:  # a run that measured nothing must not pass silently
         problems.append("nothing could be evaluated")
     for problem in problems:
-        err.print(f"[red]{problem}[/red]")
+        err.print(f"[red]{escape(problem)}[/red]")
     if problems:
         raise typer.Exit(1)
 
@@ -291,7 +292,7 @@ def doctor() -> None:
     for note in report.notes:
         out.print(f"[dim]{note}[/dim]")
     for problem in report.problems:
-        err.print(f"[red]{problem}[/red]")
+        err.print(f"[red]{escape(problem)}[/red]")
     if not report.ok:
         raise typer.Exit(1)
     stats = report.stats
@@ -304,7 +305,7 @@ def main() -> None:
     try:
         app()
     except RagError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")  # [llm] in a message is not markup
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

