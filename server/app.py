@@ -1,5 +1,5 @@
-"""The FastAPI app: ``create_app`` (factory), its lifespan (loads the index and the generator
-once), and ``run`` (uvicorn, for ``rag serve``).
+"""The FastAPI app: ``create_app`` (factory), its lifespan (reads the keys file, loads the index and
+the generator once), and ``run`` (uvicorn, for ``rag serve``).
 
 Tests build the app around an index they made (``create_app(settings, index=...)``); ``rag
 serve`` lets the lifespan open ``settings.index_dir`` (building it from the seeds when empty).
@@ -23,7 +23,7 @@ from server.deps import State
 from server.errors import install as install_errors
 from server.limits import BodyLimit, header_timeout_protocol
 from server.ratelimit import RateLimit
-from server.routes import ask, documents, health, openai, web
+from server.routes import ask, collections, documents, health, openai, web
 
 __all__ = ["create_app", "run", "uvicorn_options"]
 
@@ -31,8 +31,10 @@ log = logging.getLogger("wenda.server")
 
 
 def _load(state: State) -> None:
-    from rag.bootstrap import make_generator, open_index
+    from rag.bootstrap import make_generator, make_judge, open_index
 
+    state.access.load()  # a bad keys file stops startup (ConfigError)
+    make_judge(state.settings)  # RAG_READER on without its weights stops startup (ModelError)
     if state.index is None:
         log.info("opening the index in %s", state.settings.index_dir)
         state.index = open_index(state.settings)
@@ -68,11 +70,11 @@ def create_app(settings: Settings | None = None, index: Index | None = None,
                   summary="Chinese-first question answering over your documents, with citations")
     app.state.wenda = state
     install_errors(app)
-    for module in (ask, openai, documents, health, web):
+    for module in (ask, openai, documents, collections, health, web):
         app.include_router(module.router)
     # outermost last: CORS, then the rate limit, then the key and body checks
     app.add_middleware(BodyLimit, max_body_bytes=state.settings.max_body_bytes,
-                       max_upload_bytes=state.settings.max_upload_bytes, api_key=state.settings.api_key)
+                       max_upload_bytes=state.settings.max_upload_bytes, refusal=state.access.refusal)
     if state.settings.rate_limit_per_minute:
         app.add_middleware(RateLimit, per_minute=state.settings.rate_limit_per_minute)
     if state.settings.cors_origins:

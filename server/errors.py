@@ -9,9 +9,13 @@
     IndexStateError              503     index_error (incompatible_index for the subclass)
     ModelError                   503     model_error
     RagError (anything else)     500     rag_error
-    ApiError (raised by routes)  its own status and code (401, 413, 415, ...)
+    ApiError (raised by routes)  its own status and code (401, 413, 415, ...), among them:
+      no usable key              401     unauthorized (server.access)
+      a key without the right    403     forbidden (on a collection it may read; else 404)
+      collection exists          409     exists (POST /collections)
+      unknown model              404     model_not_found (/v1/chat/completions)
     too many requests            429     rate_limited (server.ratelimit, before any route runs)
-    no key on a write route      401     unauthorized (server.limits, before the body is read)
+    no key where one is needed   401     unauthorized (server.limits, before the body is read)
     body over its limit          413     payload_too_large (server.limits, while it is read)
     request validation           422     invalid_input
     unknown route / method       404 / 405   not_found / method_not_allowed
@@ -53,7 +57,7 @@ _STATUS: list[tuple[type[RagError], int]] = [
     (IndexStateError, 503),
     (ModelError, 503),
 ]
-_HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 404: "not_found",
+_HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
                429: "rate_limited"}
 

@@ -1,10 +1,12 @@
 """Limits enforced below the routes, before any request body is read.
 
-``BodyLimit`` (ASGI middleware): a write route (anything but GET/HEAD/OPTIONS under
-``/documents`` or ``/jobs``) is refused with 401 before a byte of its body is read when the API key
-is set and not presented; every body is counted as it arrives (chunked or not) and refused with
-413 the moment it passes its route's limit (uploads: ``max_upload_bytes`` plus multipart framing;
-anything else: ``max_body_bytes``), or at once when its declared ``Content-Length`` is over.
+``BodyLimit`` (ASGI middleware): a request its ``refusal`` check refuses (``server.access``: with
+a keys file, any route but the public ones without a valid key; without one, a write route, i.e.
+anything but GET/HEAD/OPTIONS under ``/documents``, ``/jobs`` or ``/collections``, without
+RAG_API_KEY when that is set) gets its 401 before a byte of its body is read; every body is
+counted as it arrives (chunked or not) and refused with 413 the moment it passes its route's
+limit (uploads: ``max_upload_bytes`` plus multipart framing; anything else: ``max_body_bytes``),
+or at once when its declared ``Content-Length`` is over.
 Measured before: a chunked upload without the key streamed 500 MB to a temp file before its 401,
 and a 400 MB JSON body to ``/ask`` was parsed (694 → 1,571 MB resident).
 
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -26,11 +29,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from server.errors import error_body
 
-__all__ = ["MULTIPART_SLACK", "BodyLimit", "authorized", "header_timeout_protocol", "is_write"]
+__all__ = ["MULTIPART_SLACK", "BodyLimit", "Refusal", "authorized", "header_timeout_protocol", "is_upload",
+           "is_write"]
 
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the uploaded files
-_WRITE_PREFIXES = ("/documents", "/jobs")
+_WRITE_PREFIXES = ("/documents", "/jobs", "/collections")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # OPTIONS: CORS preflights carry no credentials
+Refusal = Callable[[str, str, str], str | None]  # (method, path, Authorization) → why it is a 401
 
 
 def authorized(header: str, key: str | None) -> bool:
@@ -48,31 +53,37 @@ def is_write(method: str, path: str) -> bool:
         path == p or path.startswith(p + "/") for p in _WRITE_PREFIXES)
 
 
+def is_upload(method: str, path: str) -> bool:
+    """``POST /documents`` and ``POST /collections/{name}/documents``: the upload limit applies."""
+    return method == "POST" and (path == "/documents" or (
+        path.startswith("/collections/") and path.endswith("/documents")))
+
+
 class _Refused(Exception):
     """Raised from ``receive`` to stop the app once the refusal has been sent."""
 
 
 class BodyLimit:
-    """ASGI middleware: the key check on write routes, then the byte count on every body."""
+    """ASGI middleware: the key check (``refusal``), then the byte count on every body."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int,
-                 api_key: str | None = None) -> None:
+                 refusal: Refusal | None = None) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_upload = max_upload_bytes + MULTIPART_SLACK
-        self.api_key = api_key
+        self.refusal = refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        write = is_write(scope["method"], scope["path"])
-        if write and not authorized(headers.get("authorization", ""), self.api_key):
-            await reply(send, 401, "unauthorized", "this route needs Authorization: Bearer <RAG_API_KEY>",
-                        [(b"www-authenticate", b"Bearer")])
+        method, path = scope["method"], scope["path"]
+        refused = self.refusal(method, path, headers.get("authorization", "")) if self.refusal else None
+        if refused:
+            await reply(send, 401, "unauthorized", refused, [(b"www-authenticate", b"Bearer")])
             return
-        limit = self.max_upload if write and scope["method"] == "POST" else self.max_body
+        limit = self.max_upload if is_upload(method, path) else self.max_body
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _reply_413(send, limit)

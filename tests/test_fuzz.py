@@ -56,7 +56,10 @@ def _operations() -> list[tuple[str, str]]:
 
 def test_the_spec_covers_every_route() -> None:
     assert {p for _, p in _operations()} >= {"/ask", "/v1/chat/completions", "/v1/models", "/documents",
-                                               "/documents/{doc_id}", "/health", "/convert"}
+                                               "/documents/{doc_id}", "/health", "/convert", "/collections",
+                                               "/collections/{name}", "/collections/{name}/documents",
+                                               "/collections/{name}/documents/{doc_id}",
+                                               "/collections/{name}/jobs/{job_id}"}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)

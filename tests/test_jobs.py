@@ -182,8 +182,9 @@ def test_a_queued_job_whose_client_left_is_not_started(make_client: MakeClient, 
                                                       fake_embedder: FakeEmbedder) -> None:
     client = make_client(chunk_size=60)
     now = [0.0]
-    runner = JobRunner(client.app.state.wenda.write_lock, abandon_after=60, clock=lambda: now[0])
-    client.app.state.wenda_jobs = runner  # the app's runner, on a clock the test moves
+    default = client.app.state.wenda.collection("default")
+    runner = JobRunner(default.write_lock, abandon_after=60, clock=lambda: now[0])
+    default.jobs = runner  # the default collection's runner, on a clock the test moves
     gate = Gate(fake_embedder)
     first = post(client, "设备.txt", BIG).json()["job"]["id"]
     assert gate.entered.wait(20)  # the first upload runs (picked at time 0)
@@ -215,7 +216,7 @@ def test_a_waiting_client_that_hangs_up_drops_its_queued_job(seed_index: Index,
             with pytest.raises(httpx.ReadTimeout):  # the client gives up waiting
                 http.post("/documents?wait=true", timeout=1,
                           files=[("files", ("海峡.txt", SMALL.encode(), "text/plain"))])
-            runner: JobRunner = app.state.wenda_jobs
+            runner: JobRunner = app.state.wenda.collection("default").jobs
             (left,) = [j for j in runner.jobs() if j.documents == ["海峡"]]
             assert left.finished.wait(20)  # the server saw the hang-up: dropped while still queued
             assert left.status == "cancelled" and left.started_at is None
@@ -241,7 +242,7 @@ def test_a_full_queue_is_503(make_client: MakeClient, fake_embedder: FakeEmbedde
 def test_settings_bound_the_runner(make_client: MakeClient) -> None:
     client = make_client(job_abandon_s=5, max_queued_jobs=3)
     post(client, "海峡.txt", SMALL)
-    runner = client.app.state.wenda_jobs
+    runner = client.app.state.wenda.collection("default").jobs
     assert (runner.abandon_after, runner.max_queued) == (5, 3)
 
 

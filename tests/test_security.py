@@ -240,7 +240,7 @@ def test_lone_surrogates_in_history_and_model_are_not_500(make_client: Callable[
     assert '"internal_error"' not in r.text
     for stream in (False, True):
         r = post("/v1/chat/completions", {"model": "wenda\ud800", "stream": stream, "messages": messages})
-        assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported"
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
 
 
 def test_health_shows_no_server_paths_and_counts_every_document(
@@ -256,23 +256,30 @@ def test_health_shows_no_server_paths_and_counts_every_document(
     assert str(seed_index.directory.parent) not in r.text and "directory" not in r.json()["index"]
 
 
-@pytest.mark.parametrize(("extra", "ok"), [
-    ({"model": "gpt-4o"}, False), ({"model": "wenda/" + "x" * 200}, False), ({"n": 2}, False),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, False), ({"tool_choice": "auto"}, False),
-    ({"functions": [{"name": "f"}]}, False), ({"response_format": {"type": "json_object"}}, False),
-    ({"model": "wenda/seeds"}, True), ({"n": 1, "tools": [], "tool_choice": "none"}, True),
-    ({"response_format": {"type": "text"}, "temperature": 0.2}, True),
+UNKNOWN_MODEL = (404, "model_not_found")  # issue 14: each collection is a model; others are 404
+
+
+@pytest.mark.parametrize(("extra", "refused"), [
+    ({"model": "gpt-4o"}, UNKNOWN_MODEL), ({"model": "wenda/" + "x" * 200}, UNKNOWN_MODEL),
+    ({"model": "wenda/seeds"}, UNKNOWN_MODEL), ({"n": 2}, (400, "unsupported")),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, (400, "unsupported")),
+    ({"tool_choice": "auto"}, (400, "unsupported")), ({"functions": [{"name": "f"}]}, (400, "unsupported")),
+    ({"response_format": {"type": "json_object"}}, (400, "unsupported")),
+    ({"model": "wenda/default"}, None), ({"n": 1, "tools": [], "tool_choice": "none"}, None),
+    ({"response_format": {"type": "text"}, "temperature": 0.2}, None),
 ])
 def test_openai_route_refuses_what_it_does_not_support(make_client: Callable[..., TestClient],
-                                                       extra: dict[str, Any], ok: bool) -> None:
+                                                       extra: dict[str, Any],
+                                                       refused: tuple[int, str] | None) -> None:
     """Before: any model name was echoed back (1 MB name, 1 MB reply); n, tools and
     response_format were ignored silently."""
     body = {"model": "wenda", "messages": [{"role": "user", "content": QUESTION}], **extra}
     r = make_client().post("/v1/chat/completions", json=body)
-    if ok:
+    if refused is None:
         assert r.status_code == 200 and r.json()["model"] == body["model"]
     else:
-        assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported", r.text
+        assert (r.status_code, r.json()["error"]["code"]) == refused, r.text
+        assert len(r.text) < 500  # the name is not echoed at any length
 
 
 def test_index_changed_while_answering_says_when_to_retry(make_client: Callable[..., TestClient],

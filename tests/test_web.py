@@ -1,7 +1,8 @@
 """The chat page in headless Chromium: ask, watch the answer stream in, open a citation and see
 its quote highlighted in the passage; upload files (picker, drag and drop, API key) and see them
-listed, follow an upload's progress and cancel it; see a citation's page. Screenshots:
-tests/artifacts/web.png, tests/artifacts/web_upload.png, tests/artifacts/web_progress.png."""
+listed, follow an upload's progress and cancel it; see a citation's page; pick a collection, see
+its tags on citations, and give a scoped key when asked. Screenshots: tests/artifacts/web.png,
+tests/artifacts/web_upload.png, tests/artifacts/web_progress.png, tests/artifacts/web_collections.png."""
 
 from __future__ import annotations
 
@@ -314,3 +315,85 @@ def test_uploaded_pdf_is_cited_by_page(server: str, browser: Any) -> None:
     expect(page.locator("#panel .info")).to_contain_text("· 第 2 页 ·")
     expect(page.locator("#panel .info code")).to_have_text("two_pages")
     assert not errors, errors
+
+
+# ---- collections (issue 14): the picker, tags on citations, scoped keys --------------------------
+HR_TEXT = "人事制度：员工年假为每年十五天，由部门经理审批。"
+
+
+def add_hr(index: Index, embedder: FakeEmbedder) -> None:
+    from rag.collections import create_collection
+    from rag.documents import Document
+    from rag.ingest import ingest
+
+    ingest(create_collection(index.directory, "hr", embedder), [Document.from_text("leave", HR_TEXT)],
+           tags=["人事", "2024"])
+
+
+def test_collection_picker_asks_and_uploads_there(seed_index: Index, fake_embedder: FakeEmbedder,
+                                                  browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    add_hr(seed_index, fake_embedder)
+    with serve(seed_index) as base:
+        page, errors = open_page(browser, base)
+        picker = page.locator("#collection")
+        expect(picker).to_be_visible()
+        assert picker.locator("option").all_inner_texts() == ["默认文档集", "hr"]
+        picker.select_option("hr")
+        expect(page.locator("#stats")).to_contain_text("1 篇文档")
+        page.fill("#q", "员工年假有几天？")
+        page.keyboard.press("Enter")
+        source = page.locator(".msg.bot").last.locator(".sources .source").first
+        expect(source).to_be_visible(timeout=20_000)
+        expect(source.locator(".doc")).to_have_text("leave")
+        assert source.locator(".chip").all_inner_texts() == ["2024", "人事"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web_collections.png"))  # the picker and a tagged citation
+
+        page.click("#docs-btn")
+        expect(page.locator("#panel-title")).to_have_text("已索引的文档 · hr")
+        expect(page.locator(".doclist li")).to_have_count(1)
+        page.set_input_files("#file-input", files=[
+            {"name": "差旅报销.md", "mimeType": "text/markdown", "buffer": UPLOAD.encode()}])
+        expect(page.locator("#upload-status")).to_contain_text("新增 1 个", timeout=20_000)
+        expect(page.locator(".doclist li")).to_have_count(2)
+        expect(page.locator("#stats")).to_contain_text("2 篇文档")
+        assert (seed_index.directory / "collections" / "hr" / "uploads" / "差旅报销.md").is_file()
+        assert "差旅报销" not in {d.doc_id for d in seed_index.documents()}  # not in the default
+        picker.select_option("default")
+        expect(page.locator("#stats")).to_contain_text("2 篇文档")
+        expect(page.locator(".doclist li", has_text="差旅报销")).to_have_count(0)
+        assert not errors, errors
+
+
+def test_a_scoped_key_is_asked_for_and_shows_only_its_collections(
+        seed_index: Index, fake_embedder: FakeEmbedder, browser: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from rag.keys import add_key
+
+    add_hr(seed_index, fake_embedder)
+    keys = tmp_path / "keys.json"
+    secret = add_key(keys, "hr-bot", {"hr": ["read"]})
+    with serve(seed_index, keys_file=keys) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/")
+        expect(page.locator("#stats")).to_have_text("需要 API 密钥")
+        expect(page.locator("#upload-status")).to_contain_text("此服务器需要 API 密钥")
+        page.fill("#api-key", "wk_wrong")
+        page.press("#api-key", "Enter")
+        expect(page.locator("#upload-status")).to_contain_text("API 密钥不正确")
+        page.fill("#api-key", secret)
+        page.press("#api-key", "Enter")
+        expect(page.locator("#stats")).to_contain_text("1 篇文档")
+        expect(page.locator("#collection")).to_be_hidden()  # one collection: nothing to pick
+        expect(page.locator(".doclist li")).to_have_count(1)
+        page.fill("#q", "员工年假有几天？")
+        page.keyboard.press("Enter")
+        source = page.locator(".msg.bot").last.locator(".sources .source").first
+        expect(source).to_be_visible(timeout=20_000)
+        expect(source.locator(".doc")).to_have_text("leave")
+        assert not errors, errors

@@ -1,4 +1,6 @@
-"""``GET /documents``, ``POST /documents`` (multipart upload → an ingest job), ``DELETE /documents/{id}``.
+"""``GET /documents``, ``POST /documents`` (multipart upload → an ingest job), ``DELETE /documents/{id}``
+for the default collection; ``server.routes.collections`` mounts the same routes (and the jobs')
+under ``/collections/{name}`` for the others.
 
 Uploads are checked and parsed before anything is written: size (``max_upload_bytes`` → 413),
 type (sniffed from the bytes by ``rag.loaders``; an unknown type, or a suffix that names another
@@ -6,11 +8,13 @@ binary format than the content, → 415), name (only a safe stem of the basename
 to ``MAX_STEM_BYTES`` with a hash; it becomes the doc_id), and content (encrypted, corrupt,
 undecodable → 400; over ``max_pages``, ``max_document_chars`` or ``max_unpacked_bytes`` → 413).
 
-The ingest then runs as a job (``rag.jobs``, ``GET /jobs/{id}``): 202 with the job at once, or,
-with ``?wait=true``, 200 with the ingest report once it is done. The job writes the files aside in
-``<index_dir>/uploads/`` first (a file that cannot be stored fails the job before the index
-changes), ingests under the writer lock (readers keep their snapshots), and only after the commit
-moves the files into place, so every upload the index lists is stored.
+An upload may carry tags (repeated form field ``tags``): they replace the uploaded documents' given
+tags (Markdown front matter's stay). The ingest then runs as a job on the collection's runner
+(``rag.jobs``, ``GET /jobs/{id}``): 202 with the job at once, or, with ``?wait=true``, 200 with the
+ingest report once it is done. The job writes the files aside in the collection's ``uploads/``
+first (a file that cannot be stored fails the job before the index changes), ingests under the
+collection's writer lock (readers keep their snapshots), and only after the commit moves the files
+into place, so every upload the index lists is stored.
 """
 
 from __future__ import annotations
@@ -26,21 +30,22 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from rag.collections import DEFAULT
 from rag.config import Settings
 from rag.documents import SUPPORTED_SUFFIXES, Document
 from rag.durable import sweep_temp_files
 from rag.errors import DocumentError, InputError, NotFoundError, RagError, UnsupportedFormatError
+from rag.filters import clean_tags
 from rag.ingest import delete_documents, ingest
 from rag.jobs import Job, JobRunner
 from rag.loaders import SUFFIXES, TEXT_TYPES, extract, sniff
-from server.deps import IndexDep, SettingsDep, State, StateDep, WriterDep, live_index
+from server.deps import Collection, Readable, SettingsDep, Writable
 from server.errors import ApiError, error_body
 from server.routes import jobs
-from server.routes.jobs import JobsDep
 
 __all__ = ["MAX_STEM_BYTES", "router", "safe_name"]
 
@@ -92,8 +97,9 @@ def _read(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
-@router.get("/documents", summary="Documents in the index")
-def list_documents(index: IndexDep) -> dict[str, Any]:
+@router.get("/documents", summary="Documents in the collection (with their tags and ingested_at)")
+def list_documents(collection: Readable) -> dict[str, Any]:
+    index = collection.snapshot()
     docs = [{**asdict(d), "path": _shown(d.path, d.doc_id, index.directory),
              "source": _shown(d.source, d.doc_id, index.directory)} for d in index.documents()]
     return {"documents": docs, "count": len(docs)}
@@ -128,9 +134,9 @@ def _check_type(data: bytes, name: str, suffix: str) -> None:
         raise UnsupportedFormatError(f"{name}: the name says {claimed} but the content is {sniffed}")
 
 
-def _stage(files: list[UploadFile], settings: Settings) -> Staged:
+def _stage(files: list[UploadFile], settings: Settings, uploads: Path) -> Staged:
     """Check and parse every upload (any refusal raises here, before anything is written)."""
-    uploads = (settings.index_dir / "uploads").absolute()  # stored paths work from any directory
+    uploads = uploads.absolute()  # stored paths work from any directory
     budget = settings.max_upload_bytes
     staged: Staged = {}
     for upload in files:
@@ -158,23 +164,33 @@ async def upload_documents(
         request: Request,
         files: Annotated[list[UploadFile], File(description="text, Markdown, PDF, Word, PowerPoint,"
                                                             " Excel, HTML or image files")],
-        _: WriterDep, state: StateDep, settings: SettingsDep, runner: JobsDep,
+        collection: Writable, settings: SettingsDep,
+        tags: Annotated[list[str] | None, Form(description="tags for the uploaded documents (repeat the"
+                                                           " field for several)")] = None,
         wait: Annotated[bool, Query(description="wait for the ingest and answer 200 with its report"
                                                 " (as before jobs)")] = False) -> JSONResponse:
+    runner = collection.jobs
     if runner.full():
         return JSONResponse(error_body("busy", f"{settings.max_queued_jobs} uploads are waiting already;"
                                                " try again later"), status_code=503,
                             headers={"Retry-After": "30"})
-    staged = await run_in_threadpool(_stage, files, settings)
-    job = runner.submit(partial(_run_upload, state, settings, staged), documents=list(staged))
+    given = None if tags is None else clean_tags(tags)
+    staged = await run_in_threadpool(_stage, files, settings, collection.index.directory / "uploads")
+    job = runner.submit(partial(_run_upload, collection, settings, staged, given), documents=list(staged))
     if not wait:
-        return JSONResponse({"job": job.to_dict()}, status_code=202, headers={"Location": f"/jobs/{job.id}"})
+        return JSONResponse({"job": job.to_dict()}, status_code=202,
+                            headers={"Location": _job_path(collection, job.id)})
     await _wait(request, job, runner)
     if job.status == "done":
         return JSONResponse(job.result)
     if job.status == "cancelled":
         raise ApiError(409, "cancelled", str(job.error))
     raise job.error or RagError("the upload job failed")
+
+
+def _job_path(collection: Collection, job_id: str) -> str:
+    return (f"/jobs/{job_id}" if collection.name == DEFAULT
+            else f"/collections/{collection.name}/jobs/{job_id}")
 
 
 async def _wait(request: Request, job: Job, runner: JobRunner) -> None:
@@ -188,15 +204,16 @@ async def _wait(request: Request, job: Job, runner: JobRunner) -> None:
         await asyncio.sleep(0.1)
 
 
-def _run_upload(state: State, settings: Settings, staged: Staged, job: Job) -> dict[str, Any]:
+def _run_upload(collection: Collection, settings: Settings, staged: Staged, tags: tuple[str, ...] | None,
+                job: Job) -> dict[str, Any]:
     """The job: store the files aside, ingest, then move the files into place (see the module)."""
     uploads = next(iter(staged.values()))[0].parent
     aside = _write_aside(uploads, staged)
     try:
-        report = ingest(live_index(state), [doc for _, _, doc in staged.values()],
+        report = ingest(collection.index, [doc for _, _, doc in staged.values()],
                         chunk_size=settings.chunk_size, overlap=settings.chunk_overlap,
                         batch=_EMBED_BATCH, progress=job.progress, cancelled=job.cancelled,
-                        max_chunks=settings.max_job_chunks)
+                        max_chunks=settings.max_job_chunks, tags=tags)
     except BaseException:
         for stored in aside.values():
             stored.unlink(missing_ok=True)
@@ -237,10 +254,10 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-@router.delete("/documents/{doc_id:path}", summary="Remove a document from the index")
-def delete_document(doc_id: str, _: WriterDep, state: StateDep) -> dict[str, Any]:
-    with state.write_lock:
-        index = live_index(state)
+@router.delete("/documents/{doc_id:path}", summary="Remove a document from the collection")
+def delete_document(doc_id: str, collection: Writable) -> dict[str, Any]:
+    with collection.write_lock:
+        index = collection.index
         if not delete_documents(index, [doc_id]):
             raise NotFoundError(f"no document {doc_id!r} in the index")
         _remove_uploads(index.directory / "uploads", doc_id)

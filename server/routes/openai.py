@@ -1,6 +1,10 @@
 """OpenAI-compatible ``POST /v1/chat/completions`` (plain or ``stream: true`` SSE) and
 ``GET /v1/models``, so the official ``openai`` client and chat UIs work unchanged.
 
+Each collection is a model: ``wenda`` the default one, ``wenda/<name>`` any other; ``/v1/models``
+lists the ones the caller may read, and any other model (or one it may not read: the same reply)
+is 404 ``model_not_found``. An extra body field ``filter`` limits the documents, as on ``/ask``.
+
 The last user message is the question; the turns before it are the history that drives the
 follow-up rewrite. Citations ride along as extra fields: ``message.citations`` (plain) or
 ``delta.citations`` on the final chunk (stream), plus the whole Answer JSON under ``wenda``.
@@ -21,12 +25,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.client import split_messages
-from rag.errors import RagError
+from rag.collections import DEFAULT
+from rag.errors import InputError, NotFoundError, RagError
+from rag.messages import split_messages
 from rag.schema import Answer
-from server.deps import GeneratorDep, IndexDep, SettingsDep, StateDep
+from server.deps import Collection, Collections, CollectionsDep, GeneratorDep, SettingsDep
 from server.errors import ApiError, error_body
-from server.routes.ask import answer, answer_stream
+from server.routes.ask import FilterSpec, answer, answer_stream
 
 __all__ = ["MODEL_ID", "router"]
 
@@ -34,8 +39,7 @@ MODEL_ID = "wenda"
 _STARTED = int(time.time())
 log = logging.getLogger("wenda.server")
 router = APIRouter(prefix="/v1", tags=["openai"])
-_MODEL = re.compile(r"wenda(/[\w.:\-]+)?")  # echoed back: no lone surrogates, nothing huge
-_MAX_MODEL_CHARS = 100
+_MODEL = re.compile(r"[\w.:/\-]{1,100}")  # a model name shown in a message: nothing odd, nothing huge
 
 
 class ChatMessage(BaseModel):
@@ -53,16 +57,13 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     top_k: int | None = None
+    filter: FilterSpec | None = Field(default=None, description="limit the documents (as on /ask)")
 
 
 def check_supported(body: ChatRequest) -> None:
-    """400 ``unsupported`` for a model or an option this server cannot honour (it used to answer
-    anyway, and echoed any model name: a 1 MB name made a 1 MB reply)."""
+    """400 ``unsupported`` for an option this server cannot honour (it used to ignore them)."""
     extra = body.model_extra or {}
     problems = []
-    if len(body.model) > _MAX_MODEL_CHARS or not _MODEL.fullmatch(body.model):
-        problems.append(f"model must be {MODEL_ID!r} (or {MODEL_ID}/<name>, at most {_MAX_MODEL_CHARS}"
-                        " characters)")
     if extra.get("n") not in (None, 1):
         problems.append("n must be 1")
     for name in ("tools", "functions"):
@@ -76,6 +77,21 @@ def check_supported(body: ChatRequest) -> None:
         problems.append('response_format must be {"type": "text"}')
     if problems:
         raise ApiError(400, "unsupported", "; ".join(problems))
+
+
+def model_collection(collections: Collections, model: str) -> Collection:
+    """The collection a model names, if the caller may read it; else 404 ``model_not_found``,
+    the same for a model that does not exist and one the caller may not use. The name is shown
+    only when it is short and plain (a 1 MB name made a 1 MB reply; a lone surrogate, a 500)."""
+    name = DEFAULT if model == MODEL_ID else model.removeprefix(MODEL_ID + "/")
+    try:
+        if name == model:
+            raise NotFoundError(model)
+        return collections.get(name)
+    except (NotFoundError, InputError):
+        shown = repr(model) if _MODEL.fullmatch(model) else "requested"
+        raise ApiError(404, "model_not_found", f"the model {shown} does not exist; GET /v1/models lists"
+                                               " the models you may use") from None
 
 
 def _envelope(kind: str, model: str, cid: str) -> dict[str, Any]:
@@ -127,24 +143,26 @@ async def until_disconnected(request: Request, events: Generator[str, None, None
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion", response_model=None)
-def chat_completions(body: ChatRequest, request: Request, state: StateDep, index: IndexDep,
+def chat_completions(body: ChatRequest, request: Request, collections: CollectionsDep,
                      settings: SettingsDep, generator: GeneratorDep) -> dict[str, Any] | StreamingResponse:
     check_supported(body)
+    collection = model_collection(collections, body.model)
     question, history = split_messages([m.model_dump() for m in body.messages])
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
-        items = answer_stream(state, index, settings, generator, question, history, body.top_k)
+        items = answer_stream(collection, settings, generator, question, history, body.top_k, body.filter)
         return StreamingResponse(until_disconnected(request, _events(items, body.model, cid)),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    a = answer(state, index, settings, generator, question, history, body.top_k)
+    a = answer(collection, settings, generator, question, history, body.top_k, body.filter)
     message = {"role": "assistant", "content": a.answer, "citations": _citations(a)}
     choice = {"index": 0, "message": message, "finish_reason": "stop"}
     return {**_envelope("chat.completion", body.model, cid), "choices": [choice],
             "citations": _citations(a), "wenda": a.model_dump()}
 
 
-@router.get("/models", summary="The one model this server answers with")
-def models() -> dict[str, Any]:
+@router.get("/models", summary="The models (collections) this caller may ask")
+def models(collections: CollectionsDep) -> dict[str, Any]:
+    ids = [MODEL_ID if name == DEFAULT else f"{MODEL_ID}/{name}" for name in collections.names()]
     return {"object": "list",
-            "data": [{"id": MODEL_ID, "object": "model", "created": _STARTED, "owned_by": "wenda"}]}
+            "data": [{"id": i, "object": "model", "created": _STARTED, "owned_by": "wenda"} for i in ids]}
