@@ -75,11 +75,12 @@ class Filter:
             raise InputError(f"unknown filter field(s): {', '.join(sorted(map(str, unknown)))}")
         lists = {}
         for key in ("doc_ids", "tags_any", "tags_all"):
-            value = raw.get(key) or []
+            value = raw.get(key)
+            value = [] if value is None else value
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
                 raise InputError(f"filter.{key} must be a list of strings")
             lists[key] = value
-        prefix = raw.get("path_prefix") or ""
+        prefix = "" if raw.get("path_prefix") is None else raw["path_prefix"]
         if not isinstance(prefix, str):
             raise InputError("filter.path_prefix must be a string")
         return cls(tuple(dict.fromkeys(lists["doc_ids"])), prefix, clean_tags(lists["tags_any"]),

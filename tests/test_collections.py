@@ -98,7 +98,7 @@ def test_wipe_of_the_default_keeps_the_other_collections(tmp_path: Path, fake_em
 @pytest.mark.parametrize("raw", [
     {"nope": 1}, {"doc_ids": "a"}, {"doc_ids": [1]}, {"tags_any": "x"}, {"tags_all": [None]},
     {"path_prefix": 3}, {"tags_any": ["a,b"]}, {"tags_all": ["x" * 65]}, {"tags_any": ['say "hi"']},
-    ["tags_any"], "hr", 5,
+    ["tags_any"], "hr", 5, {"doc_ids": ""}, {"tags_any": 0}, {"path_prefix": False},
 ])
 def test_filter_parse_errors(raw: Any) -> None:
     with pytest.raises(InputError):
