@@ -28,10 +28,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.collections import DEFAULT
 from rag.errors import ConfigError, NotFoundError
 from rag.keys import RIGHTS, Key, Keys
 from server.errors import ApiError
-from server.limits import authorized, is_write
+from server.limits import authorized, is_upload, is_write
 
 __all__ = ["PUBLIC_PATHS", "Access", "Caller", "no_collection"]
 
@@ -141,14 +142,26 @@ class Access:
             return Caller(writer=authorized(authorization or "", self.api_key))
         return Caller(self.keys().authenticate(authorization), scoped=True, writer=False)
 
-    def refusal(self, method: str, path: str, authorization: str) -> str | None:
-        """Why a request is refused (401) before its body is read, or None: with keys, anything
-        but the public routes without a valid key; without, a write route without RAG_API_KEY."""
+    def refusal(self, method: str, path: str, authorization: str) -> tuple[int, str, str] | None:
+        """(status, code, message) of a request refused before its body is read, or None: with
+        keys, anything but the public routes without a valid key (401), and an upload into a
+        collection the key may not write (404 or 403, as the route would say after reading it);
+        without keys, a write route without RAG_API_KEY (401)."""
         if self.keys_file is not None:
-            public = method == "OPTIONS" or (method in ("GET", "HEAD") and path in PUBLIC_PATHS)
-            return None if public or self.keys().authenticate(authorization) else _NEEDS_KEY
+            if method == "OPTIONS" or (method in ("GET", "HEAD") and path in PUBLIC_PATHS):
+                return None
+            key = self.keys().authenticate(authorization)
+            if key is None:
+                return 401, "unauthorized", _NEEDS_KEY
+            if is_upload(method, path):
+                name = path.split("/")[2] if path.startswith("/collections/") else DEFAULT
+                if not key.can("read", name):
+                    return 404, "not_found", no_collection(name)
+                if not key.can("write", name):
+                    return 403, "forbidden", f"this key may not write collection {name!r}"
+            return None
         if is_write(method, path) and not authorized(authorization, self.api_key):
-            return _NEEDS_API_KEY
+            return 401, "unauthorized", _NEEDS_API_KEY
         return None
 
 

@@ -35,7 +35,8 @@ __all__ = ["MULTIPART_SLACK", "BodyLimit", "Refusal", "authorized", "header_time
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the uploaded files
 _WRITE_PREFIXES = ("/documents", "/jobs", "/collections")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # OPTIONS: CORS preflights carry no credentials
-Refusal = Callable[[str, str, str], str | None]  # (method, path, Authorization) → why it is a 401
+# (method, path, Authorization) → (status, code, message) of a refusal sent before the body is read
+Refusal = Callable[[str, str, str], tuple[int, str, str] | None]
 
 
 def authorized(header: str, key: str | None) -> bool:
@@ -81,7 +82,9 @@ class BodyLimit:
         method, path = scope["method"], scope["path"]
         refused = self.refusal(method, path, headers.get("authorization", "")) if self.refusal else None
         if refused:
-            await reply(send, 401, "unauthorized", refused, [(b"www-authenticate", b"Bearer")])
+            status, code, message = refused
+            await reply(send, status, code, message,
+                        [(b"www-authenticate", b"Bearer")] if status == 401 else [])
             return
         limit = self.max_upload if is_upload(method, path) else self.max_body
         declared = headers.get("content-length", "")

@@ -227,6 +227,10 @@ def test_scoped_keys_see_only_their_collections(keyed: Any) -> None:
     # readable, but not the right: 403
     assert ask(client, collection="hr", headers=reader).json()["citations"]
     assert "write" in error(upload(client, "/collections/hr", "a.txt", "文本。", **reader), 403, "forbidden")
+    # refused before the body is read: a body over the upload limit gets the 403, not a 413
+    big = "文" * 3_000_000  # 9 MB, over RAG_MAX_UPLOAD_BYTES (5 MB)
+    assert "write" in error(upload(client, "/collections/hr", "a.txt", big, **reader), 403, "forbidden")
+    error(upload(client, "/collections/ops", "a.txt", big, **reader), 404, "not_found")
     error(client.delete("/collections/hr/documents/leave", headers=reader), 403, "forbidden")
     error(client.delete("/collections/hr?confirm=hr", headers=writer), 403, "forbidden")
     error(client.post("/collections", json={"name": "legal"}, headers=writer), 403, "forbidden")
