@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rag.filters import Filter
 from rag.index import Index
 from rag.qa import ask
 
@@ -57,23 +58,30 @@ class QdrantIndex(Index):
         self.collection = name
         return self.client
 
-    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def dense_search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+                     ) -> list[tuple[int, float]]:
         if not len(self) or k <= 0:
             return []
         hits = self.client.query_points(self.collection, query=vector.astype(float).tolist(), using="dense",
-                                        limit=min(k, len(self))).points
+                                        limit=min(k, len(self)), query_filter=_only(allowed)).points
         return [(int(h.id), float(h.score)) for h in hits]
 
     def vector(self, chunk_id: int) -> np.ndarray:
         point = self.client.retrieve(self.collection, [int(chunk_id)], with_vectors=["dense"])[0]
         return np.asarray(point.vector["dense"], dtype=np.float32)
 
-    def lexical_search(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
+    def lexical_search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None
+                       ) -> list[tuple[int, float]]:
         if not tokens or not len(self):
             return []
         hits = self.client.query_points(self.collection, query=_sparse(tokens), using="bm25",
-                                        limit=min(k, len(self))).points
+                                        limit=min(k, len(self)), query_filter=_only(allowed)).points
         return [(int(h.id), float(h.score)) for h in hits if h.score > 0]
+
+
+def _only(allowed: np.ndarray | None) -> models.Filter | None:
+    """A filter's chunk ids (``Index.chunk_ids``) as Qdrant's own filter, applied in the search."""
+    return None if allowed is None else models.Filter(must=[models.HasIdCondition(has_id=allowed.tolist())])
 
 
 def test_qdrant_backend_plugs_into_the_seam(seed_index: Index) -> None:
@@ -92,6 +100,10 @@ def test_qdrant_backend_plugs_into_the_seam(seed_index: Index) -> None:
             assert {c.doc_id for c in theirs.citations} == {c.doc_id for c in ours.citations}
             for c in theirs.citations:
                 assert qdrant.text(c.doc_id)[c.start:c.end] == c.quote
+    one = sorted(seed_index.loaded.docs)[0]  # a filter passes through the seam to both searches
+    where = Filter(doc_ids=(one,))
+    ours, theirs = ask(seed_index, QUESTIONS[0], where=where), ask(qdrant, QUESTIONS[0], where=where)
+    assert {p.doc_id for p in theirs.passages} == {p.doc_id for p in ours.passages} == {one}
 
 
 def test_approximate_index_is_chosen_above_the_threshold_and_recalls() -> None:
