@@ -6,11 +6,11 @@ the whole collection. ``--limit N`` takes the first N questions but still ingest
 
 Paragraph ranking. ``ask`` returns only ``top_k`` chunks (what the answer was built from), and a
 paragraph spans several chunks, so hit@10 needs a deeper list. The ranking of a record is
-``Answer.passages`` (deduplicated to paragraphs), extended by ``rag.retrieve.retrieve`` at depth
+``Answer.passages`` (deduplicated to paragraphs), extended by ``rag.answer.retrieve.retrieve`` at depth
 ``DEPTH`` with the same normalized query. ``retrieve`` ranks independently of ``k``, so its head
 equals the passages; ``ranking_mismatches`` counts the questions where it did not (expected 0).
 The same query object also gives the baselines, in the same run over the same normalization:
-``bm25`` — bm25s over jieba tokens of whole paragraphs (``rag.lexical``, the classic baseline);
+``bm25`` — bm25s over jieba tokens of whole paragraphs (``rag.text.lexical``, the classic baseline);
 ``bm25_chunks`` / ``dense_only`` — the index's own lexical / dense leg alone (same chunks).
 
 Real data has bad items: a question ``ask`` refuses (empty) or that fails, a paragraph with no
@@ -32,16 +32,16 @@ from typing import Any
 from evals import metrics as m
 from evals.progress import Progress, fingerprint, progress_path, sigterm_as_interrupt, write_json_atomic
 from evals.squad import load_squad
-from rag.documents import Document
-from rag.embed import Embedder, load_embedder
+from rag.answer.generate import Generator
+from rag.answer.retrieve import Hit, make_query, retrieve
 from rag.errors import RagError
-from rag.generate import Generator
-from rag.index import Index
 from rag.ingest import ingest
-from rag.lexical import Lexicon, tokenize
-from rag.normalize import normalize, to_simplified
+from rag.ingest.documents import Document
+from rag.models.embed import Embedder, load_embedder
 from rag.qa import ask
-from rag.retrieve import Hit, make_query, retrieve
+from rag.store.index import Index
+from rag.text.lexical import Lexicon, tokenize
+from rag.text.normalize import normalize, to_simplified
 
 __all__ = ["DEPTH", "format_summary", "load_squad", "paragraph_ranking", "run_squad"]
 

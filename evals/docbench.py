@@ -95,9 +95,9 @@ def measure(folder: Path, embedder: Any, index_dir: Path, batch: int = 32) -> di
     """The four timings and their ratios over the PDFs in ``folder``."""
     import pypdfium2 as pdfium
 
-    from rag.documents import find_files
-    from rag.index import Index
     from rag.ingest import ingest
+    from rag.ingest.documents import find_files
+    from rag.store.index import Index
 
     paths = sorted(folder.glob("*.pdf"))
     pages = sum(len(pdfium.PdfDocument(p.read_bytes())) for p in paths)
@@ -134,7 +134,7 @@ def format_table(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from rag.embed import load_embedder
+    from rag.models.embed import load_embedder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=40)

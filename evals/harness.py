@@ -27,15 +27,15 @@ from typing import Any
 
 from evals import metrics as m
 from evals.report import plot_accuracy_latency, write_report
-from rag.documents import load_documents
-from rag.embed import load_embedder
-from rag.generate import Generator, load_generator, local_available
-from rag.index import Index
+from rag.answer.generate import Generator, load_generator, local_available
+from rag.answer.reading import load_judge, reader_available
 from rag.ingest import ingest
-from rag.normalize import to_simplified
+from rag.ingest.documents import load_documents
+from rag.models.embed import load_embedder
 from rag.qa import ask
-from rag.reading import load_judge, reader_available
 from rag.schema import Answer
+from rag.store.index import Index
+from rag.text.normalize import to_simplified
 
 __all__ = ["CONFIG_KEYS", "DEFAULT_CONFIGS", "check_floor", "compare", "load_gold", "run_gold",
            "score", "seeds_opener", "summarize"]
@@ -51,7 +51,7 @@ DEFAULT_CONFIGS: list[dict[str, Any]] = [
     {"name": "e5 dense-only", "embedder": "e5", "use_lexical": False},
     # the re-ranking stage (top 10 re-scored by coverage and verbatim run) switched off
     {"name": "e5 no-rerank", "embedder": "e5", "rescore": False},
-    # the trained reader (rag.reading), where its weights are built (make reader)
+    # the trained reader (rag.answer.reading), where its weights are built (make reader)
     *({"name": f"e5 reader {gate}", "embedder": "e5", "reader": gate}
       for gate in ("reader", "both", "span") if reader_available()),
     # LLM generators side by side with the extractive rows above, for each installed model

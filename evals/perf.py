@@ -58,14 +58,14 @@ def _embed_all(embedder: Any, texts: list[str], batch: int) -> float:
 def measure_ratios(docs: Sequence[Any], questions: Sequence[str], embedder: Any, work_dir: Path, *,
                    batch: int = 32, log: Any = print) -> dict[str, Any]:
     """The three ratios for ``embedder`` over ``docs`` (``Document``s) and ``questions``."""
-    from rag.chunk import chunk_document
-    from rag.documents import load_documents
-    from rag.generate import load_generator
-    from rag.index import Index
+    from rag.answer.generate import load_generator
     from rag.ingest import ingest
-    from rag.lexical import tokenize
-    from rag.normalize import normalize, to_simplified
+    from rag.ingest.documents import load_documents
     from rag.qa import ask
+    from rag.store.index import Index
+    from rag.text.chunk import chunk_document
+    from rag.text.lexical import tokenize
+    from rag.text.normalize import normalize, to_simplified
 
     corpus = work_dir / "corpus"
     _write_corpus(docs, corpus)
@@ -204,11 +204,11 @@ def _load_results() -> dict[str, Any]:
 
 
 def _llm(n: int, model: str, threads: int, max_tokens: int) -> dict[str, Any]:
-    from rag.documents import load_documents
-    from rag.embed import load_embedder
-    from rag.index import Index
+    from rag.answer.llm import LocalLLM
     from rag.ingest import ingest
-    from rag.llm import LocalLLM
+    from rag.ingest.documents import load_documents
+    from rag.models.embed import load_embedder
+    from rag.store.index import Index
 
     gold = [json.loads(line) for line in (ROOT / "evals" / "gold" / "seeds.jsonl").read_text(
         encoding="utf-8").splitlines() if line.strip()]
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--corpus", type=Path, default=DRCD, help="a SQuAD-layout file")
     p = sub.add_parser("scale")
     p.add_argument("--n", type=int, default=1_000_000)
-    p.add_argument("--threshold", type=int, default=None, help="override rag.index.HNSW_ABOVE")
+    p.add_argument("--threshold", type=int, default=None, help="override rag.store.index.HNSW_ABOVE")
     p = sub.add_parser("load")
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--seconds", type=float, default=30)
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "ratios":
-        from rag.embed import load_embedder
+        from rag.models.embed import load_embedder
 
         docs, questions = _drcd(args.docs, args.questions, args.corpus)
         results = []

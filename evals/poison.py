@@ -1,4 +1,4 @@
-"""Prompt-injection flagging (``rag.injection``), measured: ``python -m evals.poison``.
+"""Prompt-injection flagging (``rag.text.injection``), measured: ``python -m evals.poison``.
 
 - detection: the share of the poisoned documents of ``evals/gold/poison/docs.jsonl`` with a
   flagged sentence over their injection; collateral: their other sentences flagged. Split
@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from rag import injection
-from rag.chunk import split_sentences
-from rag.documents import Document, load_documents
-from rag.index import Index
 from rag.ingest import ingest
-from rag.normalize import normalize, to_simplified
+from rag.ingest.documents import Document, load_documents
 from rag.qa import ask
 from rag.schema import Answer
+from rag.store.index import Index
+from rag.text import injection
+from rag.text.chunk import split_sentences
+from rag.text.normalize import normalize, to_simplified
 
 __all__ = ["detector_off", "flag_original", "main", "measure_answers", "measure_corpus",
            "measure_documents"]
@@ -141,7 +141,7 @@ def measure_answers(index: Index, questions: list[dict[str, Any]], *, detector: 
 
 
 def build_index(directory: Path, embedder_name: str, docs: list[dict[str, Any]]) -> Index:
-    from rag.embed import load_embedder
+    from rag.models.embed import load_embedder
 
     index = Index.open(directory, load_embedder(embedder_name))
     ingest(index, [*load_documents([SEEDS]), *(Document.from_text(d["id"], d["text"]) for d in docs)])

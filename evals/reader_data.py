@@ -6,7 +6,7 @@ train. Each question gives: (a) the gold paragraph with its answer; (b) a BM25-r
 paragraph of the same split that is not gold and does not hold the answer, as a no-answer example;
 (c) its keyword form (question words dropped) with the same answer: for a share of the training
 questions, and for every validation and tune question. Text is normalized to Simplified with
-``rag.normalize.normalize`` as the pipeline does, and answers are placed in normalized space.
+``rag.text.normalize.normalize`` as the pipeline does, and answers are placed in normalized space.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.normalize import normalize, to_simplified
+from rag.text.normalize import normalize, to_simplified
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
@@ -103,7 +103,7 @@ def paragraph_examples(qid: str, article: str, question: str, paragraph: dict[st
 def negative_for(example: Example, pool: list[tuple[str, str]], lexicon: Any,
                  gold_context: str) -> Example | None:
     """The best-ranked paragraph of the pool that is neither gold nor holds a gold answer."""
-    from rag.lexical import tokenize
+    from rag.text.lexical import tokenize
 
     for row, _ in lexicon.search(tokenize(example.question), 10):
         article, text = pool[row]
@@ -116,7 +116,7 @@ def negative_for(example: Example, pool: list[tuple[str, str]], lexicon: Any,
 def build_examples(part: str, keyword_share: float, articles: dict[str, list[dict[str, Any]]] | None = None,
                    seed: int = SEED) -> list[Example]:
     """All examples of one split part ("train", "tune", "validation"), in a fixed order."""
-    from rag.lexical import Lexicon, tokenize
+    from rag.text.lexical import Lexicon, tokenize
 
     articles = articles if articles is not None else load_articles()
     keys = split_articles(list(articles), seed)[part]

@@ -1,4 +1,4 @@
-"""A synthetic N-chunk vector index: does ``rag.index.build_faiss`` pick an approximate index
+"""A synthetic N-chunk vector index: does ``rag.store.index.build_faiss`` pick an approximate index
 above ``HNSW_ABOVE``, and how good, big and fast is it against exact (flat) search?
 
 Vectors are clustered with a low intrinsic dimension, like sentence embeddings (isotropic random
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-import rag.index
+import rag.store.index
 
 __all__ = ["peak_rss_mb", "run_scale", "synthetic_vectors"]
 
@@ -71,22 +71,22 @@ def run_scale(n: int = 1_000_000, *, dim: int = 384, queries: int = 1000, k: int
     memory, build time and single-query latency (flat vs approximate)."""
     import faiss
 
-    saved = rag.index.HNSW_ABOVE
+    saved = rag.store.index.HNSW_ABOVE
     if threshold is not None:
-        rag.index.HNSW_ABOVE = threshold
+        rag.store.index.HNSW_ABOVE = threshold
     try:
         t = time.perf_counter()
         data = synthetic_vectors(n, dim, seed=seed)
         xq = synthetic_vectors(queries, dim, seed=seed, draw=1)
         log(f"generated {n:,} × {dim} vectors in {time.perf_counter() - t:.0f} s")
         t = time.perf_counter()
-        index = rag.index.build_faiss(data, np.arange(1, n + 1, dtype=np.int64))
+        index = rag.store.index.build_faiss(data, np.arange(1, n + 1, dtype=np.int64))
         build_s = time.perf_counter() - t
         inner: Any = faiss.downcast_index(index.index)
         kind = type(inner).__name__
-        log(f"build_faiss chose {kind} (threshold {rag.index.HNSW_ABOVE:,}) in {build_s:.0f} s")
+        log(f"build_faiss chose {kind} (threshold {rag.store.index.HNSW_ABOVE:,}) in {build_s:.0f} s")
     finally:
-        rag.index.HNSW_ABOVE = saved
+        rag.store.index.HNSW_ABOVE = saved
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "vectors.faiss")
         faiss.write_index(index, path)

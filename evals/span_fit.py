@@ -1,10 +1,10 @@
-"""Fit ``rag.span.WEIGHTS``, the short-answer scorer, on a SQuAD-layout set; score it on others.
+"""Fit ``rag.answer.span.WEIGHTS``, the short-answer scorer, on a SQuAD-layout set; score it on others.
 
 For every question, the first sentence of its gold paragraph that holds a gold answer is given
-(so retrieval plays no part); ``rag.span.candidates`` lists the candidate spans and their
+(so retrieval plays no part); ``rag.answer.span.candidates`` lists the candidate spans and their
 features. The weights maximise the likelihood of the best candidates (softmax over each
 question's candidates; the target is every candidate with the highest char-F1), by full-batch
-gradient descent with a little L2. Prints the ``WEIGHTS`` to paste into ``rag/span.py`` and the
+gradient descent with a little L2. Prints the ``WEIGHTS`` to paste into ``rag/answer/span.py`` and the
 char-F1 on every set, with the weights that ship and with the fitted ones::
 
     python -m evals.span_fit ../shared/benchmarks/cmrc2018_dev.json ../shared/benchmarks/drcd_dev.json
@@ -20,9 +20,9 @@ import numpy as np
 
 from evals.bench import load_squad
 from evals.metrics import f1
-from rag import span
-from rag.chunk import split_sentences
-from rag.normalize import to_simplified
+from rag.answer import span
+from rag.text.chunk import split_sentences
+from rag.text.normalize import to_simplified
 
 __all__ = ["Example", "examples", "fit", "score"]
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag.documents import Document
 from rag.errors import InputError
+from rag.ingest.documents import Document
 
 __all__ = ["load_squad"]
 

@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=None, help="training time budget for this run")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--resume", action="store_true", help="continue from .reader/checkpoint.pt")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights (new optimizer and schedule)")
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint's weights (new optimizer and schedule)")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--steps", type=int, default=None, help="schedule length (default: the epochs)")
     p.add_argument("--freeze", type=int, default=None, help="bottom layers frozen (default: 6 cpu, 0 cuda)")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rag.answer.generate import Generator, load_generator
+from rag.answer.reading import Judge, load_judge
 from rag.config import Settings
-from rag.embed import load_embedder
-from rag.generate import Generator, load_generator
-from rag.index import Index
 from rag.ingest import IngestReport, ingest_paths
-from rag.reading import Judge, load_judge
+from rag.models.embed import load_embedder
+from rag.store.index import Index
 
 __all__ = ["make_generator", "make_judge", "open_index"]
 

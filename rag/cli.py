@@ -13,7 +13,7 @@ from rich.markup import escape
 from rag.cli_collections import collections_app, keys_app
 from rag.config import Settings
 from rag.errors import RagError
-from rag.filters import Filter
+from rag.store.filters import Filter
 
 app = typer.Typer(help="wenda: ask questions of your documents, with verified citations.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -24,7 +24,7 @@ app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 out = Console(highlight=False)
 
-DEFAULT = "default"  # rag.collections.DEFAULT (imported lazily: it loads FAISS)
+DEFAULT = "default"  # rag.store.collections.DEFAULT (imported lazily: it loads FAISS)
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="see `rag collections list`")]
 TagsOpt = Annotated[list[str] | None, typer.Option("--tag", help="only documents with any of these tags")]
 AllTagsOpt = Annotated[list[str] | None, typer.Option("--all-tags", help="only documents with every one")]
@@ -89,8 +89,8 @@ def _open_collection(settings: Settings, name: str, *, build: bool = True,  # ty
                      create: bool = False):
     """The default collection as ``_open`` opens it; another one by name (``create``: made when
     missing, and said so)."""
-    from rag.collections import check_name, exists, open_collection
-    from rag.embed import load_embedder
+    from rag.models.embed import load_embedder
+    from rag.store.collections import check_name, exists, open_collection
 
     if check_name(name) == DEFAULT:
         return _open(settings, build=build)
@@ -110,8 +110,8 @@ def ingest(
     ] = None,
 ) -> None:
     """Add, update, skip or remove documents in the index (a collection is created if missing)."""
-    from rag.collections import check_name, collection_dir
-    from rag.ingest import wipe
+    from rag.store.collections import check_name, collection_dir
+    from rag.store.durable import wipe
 
     settings = Settings()
     if rebuild:
@@ -286,7 +286,7 @@ def bench_squad(
 @app.command()
 def doctor() -> None:
     """Check the index: FAISS ids == docstore ids == BM25 docs, offsets valid, caches current."""
-    from rag.doctor import diagnose
+    from rag.store.doctor import diagnose
 
     report = diagnose(Settings().index_dir)
     for note in report.notes:

@@ -1,5 +1,5 @@
 """``rag collections`` and ``rag keys``: the command groups that administer collections and API
-keys. Thin like ``rag.cli``: the work is ``rag.collections`` and ``rag.keys``; a ``RagError``
+keys. Thin like ``rag.cli``: the work is ``rag.store.collections`` and ``rag.keys``; a ``RagError``
 becomes one line and exit 1 in ``rag.cli.main``."""
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ FileOpt = Annotated[Path | None, typer.Option("--file", help="the keys file (def
 @collections_app.command("list")
 def list_(json_: JsonOpt = False) -> None:
     """Every collection with its numbers of documents and chunks (default first)."""
-    from rag.collections import list_collections, open_collection
-    from rag.embed import load_embedder
+    from rag.models.embed import load_embedder
+    from rag.store.collections import list_collections, open_collection
 
     settings = Settings()
     rows: list[dict[str, Any]] = []
@@ -54,8 +54,8 @@ def list_(json_: JsonOpt = False) -> None:
 @collections_app.command()
 def create(name: str) -> None:
     """Create an empty collection (`rag ingest --collection NAME` also creates one)."""
-    from rag.collections import create_collection
-    from rag.embed import load_embedder
+    from rag.models.embed import load_embedder
+    from rag.store.collections import create_collection
 
     settings = Settings()
     create_collection(settings.index_dir, name, load_embedder(settings.embedder))
@@ -65,7 +65,7 @@ def create(name: str) -> None:
 @collections_app.command()
 def drop(name: str, yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Delete a collection and every document in it (asks you to type its name)."""
-    from rag.collections import DEFAULT, check_name, drop_collection, exists
+    from rag.store.collections import DEFAULT, check_name, drop_collection, exists
 
     settings = Settings()
     if check_name(name) == DEFAULT or not exists(settings.index_dir, name):

@@ -27,7 +27,6 @@ from urllib.parse import quote
 
 import httpx
 
-from rag.documents import walk
 from rag.errors import (
     DocumentError,
     DocumentTooLargeError,
@@ -39,21 +38,22 @@ from rag.errors import (
     NotFoundError,
     RagError,
 )
-from rag.filters import Filter
+from rag.ingest.documents import walk
 from rag.loaders import SUFFIXES
 from rag.messages import HistoryLike, history_dicts, split_messages, turns
 from rag.schema import Answer
+from rag.store.filters import Filter
 
 if TYPE_CHECKING:
+    from rag.answer.generate import Generator
+    from rag.answer.reading import Judge
     from rag.config import Settings
-    from rag.generate import Generator
-    from rag.index import Index
-    from rag.reading import Judge
+    from rag.store.index import Index
 
 __all__ = ["APIError", "AuthError", "Client", "ForbiddenError", "LocalClient", "split_messages"]
 
 FilterLike = Filter | Mapping[str, Any] | None
-# rag.collections.DEFAULT, not imported here: that module loads FAISS, which the HTTP client never needs
+# rag.store.collections.DEFAULT, not imported here: that module loads FAISS, which the HTTP client never needs
 _DEFAULT = "default"
 
 
@@ -144,7 +144,7 @@ class Client:
     # ---- the API -----------------------------------------------------------------------------
     def ask(self, question: str, history: HistoryLike | None = None,
             top_k: int | None = None, filter: FilterLike = None) -> Answer:
-        """``filter``: a ``rag.filters.Filter`` or ``{"doc_ids", "path_prefix", "tags_any",
+        """``filter``: a ``rag.store.filters.Filter`` or ``{"doc_ids", "path_prefix", "tags_any",
         "tags_all"}`` (any of them) limiting the documents the answer may draw on."""
         body: dict[str, Any] = {"question": question, "history": history_dicts(history), **_where(filter)}
         if self.collection_name != _DEFAULT:
@@ -281,7 +281,7 @@ class Client:
 
 
 class LocalClient:
-    """``Client``'s API in-process: calls ``rag.qa``, ``rag.ingest`` and ``rag.collections``
+    """``Client``'s API in-process: calls ``rag.qa``, ``rag.ingest`` and ``rag.store.collections``
     directly. ``index`` is collection ``collection``'s (under ``settings.index_dir``)."""
 
     def __init__(self, index: Index, settings: Settings, generator: Generator | None = None,
@@ -301,28 +301,28 @@ class LocalClient:
     def collection(self, name: str) -> LocalClient:
         """This client on collection ``name`` (``NotFoundError`` if there is none: see
         ``create_collection``); the embedder and generator are shared, not loaded again."""
-        from rag.collections import open_collection
+        from rag.store.collections import open_collection
 
         index = open_collection(self.settings.index_dir, name, self.index.embedder)
         return LocalClient(index, self.settings, self.generator, name, self.reader)
 
     def collections(self) -> list[dict[str, Any]]:
         """Every collection: ``{"name", "documents", "chunks", "rights"}`` (in-process: all rights)."""
-        from rag.collections import list_collections
         from rag.keys import RIGHTS
+        from rag.store.collections import list_collections
 
         return [{**_summary(self.collection(name).index, name), "rights": list(RIGHTS)}
                 for name in list_collections(self.settings.index_dir)]
 
     def create_collection(self, name: str) -> dict[str, Any]:
         """A new, empty collection (``InputError`` if it exists): ``{"name", "documents", "chunks"}``."""
-        from rag.collections import create_collection
+        from rag.store.collections import create_collection
 
         return _summary(create_collection(self.settings.index_dir, name, self.index.embedder), name)
 
     def drop_collection(self, name: str) -> None:
         """Delete collection ``name`` and every document in it (the default one cannot be dropped)."""
-        from rag.collections import drop_collection
+        from rag.store.collections import drop_collection
 
         drop_collection(self.settings.index_dir, name)
 

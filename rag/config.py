@@ -40,9 +40,9 @@ class Settings(BaseSettings):
     max_unpacked_bytes: int = Field(200_000_000, ge=1)  # decompressed zip members / PDF streams
     ocr: bool = True  # read scans and images with OCR when the `ocr` extra is installed
     max_ocr_pages: int = Field(100, ge=0)  # per file: OCR costs ~3-12 s a page on 2 cores
-    generator: str = "auto"  # "auto" (rag.generate.AUTO) | "extractive" | "local" | "openai"
+    generator: str = "auto"  # "auto" (rag.answer.generate.AUTO) | "extractive" | "local" | "openai"
     refuse_below: float | None = Field(None, ge=0.0, le=1.0)  # override the calibrated threshold
-    # the trained reader (rag.reading): "off", or how its verdict is used: "reader" (it decides
+    # the trained reader (rag.answer.reading): "off", or how its verdict is used: "reader" (it decides
     # refusal), "both" (it and the coverage gate must agree), "span" (it only picks the span)
     reader: Literal["off", "reader", "both", "span"] = "off"
     # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server

@@ -32,8 +32,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from rag.durable import atomic_write
 from rag.errors import ConfigError, InputError
+from rag.store.durable import atomic_write
 
 __all__ = ["RIGHTS", "Key", "Keys", "add_key", "list_keys", "parse_grants", "remove_key"]
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from rag.filters import Filter
-from rag.index import Index
-from rag.normalize import to_simplified
-from rag.retrieve import make_query, retrieve
+from rag.answer.retrieve import make_query, retrieve
+from rag.store.filters import Filter
+from rag.store.index import Index
+from rag.text.normalize import to_simplified
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -48,9 +48,9 @@ class WendaRetriever(BaseRetriever):
         environment by default); the default collection is built from seeds/ when empty, like
         ``rag ask``; another one must exist (``NotFoundError``)."""
         from rag.bootstrap import open_index
-        from rag.collections import DEFAULT, open_collection
         from rag.config import Settings
-        from rag.embed import load_embedder
+        from rag.models.embed import load_embedder
+        from rag.store.collections import DEFAULT, open_collection
 
         settings = settings or Settings()
         index = (open_index(settings) if collection == DEFAULT else

@@ -12,28 +12,28 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from rag.cite import cite, original_chars, strip_markers
+from rag.answer.cite import cite, original_chars, strip_markers
+from rag.answer.extract import ANSWER_TYPES, Extractive, from_span
+from rag.answer.generate import Draft, Evidence, Generator, Passage, load_generator
+from rag.answer.prompts import language_of, render
+from rag.answer.reading import Judge, judge
+from rag.answer.retrieve import Hit, make_query, retrieve
 from rag.errors import InputError, RagError
-from rag.extract import ANSWER_TYPES, Extractive, from_span
-from rag.filters import Filter
-from rag.generate import Draft, Evidence, Generator, Passage, load_generator
-from rag.index import Index
-from rag.injection import flag_passage, strip_flagged
-from rag.lexical import Lexicon, agent_verb, coverage, question_weights, tokenize
 from rag.loaders import where
-from rag.normalize import has_cjk, is_traditional, to_simplified, to_traditional
-from rag.prompts import language_of, render
-from rag.reading import Judge, judge
-from rag.retrieve import Hit, make_query, retrieve
 from rag.schema import Answer, Message
 from rag.schema import Passage as PassageOut
+from rag.store.filters import Filter
+from rag.store.index import Index
+from rag.text.injection import flag_passage, strip_flagged
+from rag.text.lexical import Lexicon, agent_verb, coverage, question_weights, tokenize
+from rag.text.normalize import has_cjk, is_traditional, to_simplified, to_traditional
 
 __all__ = ["MIN_COVERAGE", "MIN_DENSE", "ask", "condense", "stream_ask"]
 
 log = logging.getLogger("wenda.qa")
 
 # Refusal thresholds, calibrated on evals/gold/seeds.jsonl (README, "Refusals"): a Chinese
-# question, or an English one bridged to Chinese words (rag.crosslingual), is answered when the
+# question, or an English one bridged to Chinese words (rag.text.crosslingual), is answered when the
 # best passage holds this share of its IDF-weighted terms; any other question with no Chinese
 # (lexical match impossible) needs this cosine instead.
 MIN_COVERAGE = 0.62

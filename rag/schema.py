@@ -33,7 +33,7 @@ class Citation(BaseModel):
     title: str | None = Field(default=None, description="the document's title, when it has one")
     tags: list[str] = Field(default_factory=list, description="the document's tags (rag ingest --tag)")
     flagged: str | None = Field(default=None, description="why the cited passage looks like a prompt"
-                                " injection (rag.injection); its flagged sentences are never quoted")
+                                " injection (rag.text.injection); its flagged sentences are never quoted")
 
 
 class Passage(BaseModel):
@@ -48,7 +48,7 @@ class Passage(BaseModel):
     page: int | None = None
     location: str | None = None
     flagged: str | None = Field(default=None, description="why the passage looks like a prompt injection"
-                                " (rag.injection): instruction-like text aimed at an AI")
+                                " (rag.text.injection): instruction-like text aimed at an AI")
 
 
 class Message(BaseModel):

@@ -28,9 +28,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.collections import DEFAULT
 from rag.errors import ConfigError, NotFoundError
 from rag.keys import RIGHTS, Key, Keys
+from rag.store.collections import DEFAULT
 from server.errors import ApiError
 from server.limits import authorized, is_upload, is_write
 

@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from rag.answer.generate import Generator
 from rag.config import Settings, get_settings
-from rag.generate import Generator
-from rag.index import Index
+from rag.store.index import Index
 from server.deps import State
 from server.errors import install as install_errors
 from server.limits import BodyLimit, header_timeout_protocol
@@ -48,7 +48,7 @@ def _warm(index: Index) -> None:
     (jieba's dictionary and tagger, the cross-lingual dictionary, the embedder's first run) is loaded
     here, once: under 50 concurrent first requests each thread loaded its own copy, and the first
     ~40 s of a load run stalled (p95 44 s against 5 s once warm)."""
-    from rag.generate import load_generator
+    from rag.answer.generate import load_generator
     from rag.qa import ask
 
     extractive = load_generator("extractive")

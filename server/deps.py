@@ -19,9 +19,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from rag.collections import DEFAULT, check_name
+from rag.answer.generate import Generator
 from rag.config import Settings
-from rag.generate import Generator
+from rag.store.collections import DEFAULT, check_name
 from server.access import Caller
 from server.state import Collection, State
 

@@ -20,7 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from rag.collections import (
+from rag.answer.generate import Generator
+from rag.config import Settings
+from rag.errors import IndexStateError, NotFoundError
+from rag.ingest.jobs import FINISHED, JobRunner
+from rag.models.embed import Embedder
+from rag.store.collections import (
     DEFAULT,
     check_name,
     create_collection,
@@ -29,12 +34,7 @@ from rag.collections import (
     list_collections,
     open_collection,
 )
-from rag.config import Settings
-from rag.embed import Embedder
-from rag.errors import IndexStateError, NotFoundError
-from rag.generate import Generator
-from rag.index import Index
-from rag.jobs import FINISHED, JobRunner
+from rag.store.index import Index
 from server.access import Access, no_collection
 from server.errors import ApiError
 

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from evals.load import free_port
 from rag.config import Settings
-from rag.documents import load_documents
-from rag.index import Index
 from rag.ingest import ingest
+from rag.ingest.documents import load_documents
+from rag.store.index import Index
 from server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def seed_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> Index:
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
     """An index over the seeds with the real bundled default embedder (integration tier)."""
-    from rag.embed import load_embedder
+    from rag.models.embed import load_embedder
 
     index = Index.open(tmp_path_factory.mktemp("real") / "index", load_embedder("e5"))
     ingest(index, load_documents([SEEDS]))

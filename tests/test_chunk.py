@@ -1,4 +1,4 @@
-"""rag.chunk: sentence splitting and chunk packing, with offsets into both texts."""
+"""rag.text.chunk: sentence splitting and chunk packing, with offsets into both texts."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.chunk import Chunk, chunk_document, split_sentences
-from rag.documents import load_documents
-from rag.normalize import Normalized, normalize
+from rag.ingest.documents import load_documents
+from rag.text.chunk import Chunk, chunk_document, split_sentences
+from rag.text.normalize import Normalized, normalize
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 SEED_DOCS = load_documents([SEEDS])

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import load_documents
-from rag.normalize import to_simplified
+from rag.ingest.documents import load_documents
 from rag.schema import Answer
+from rag.text.normalize import to_simplified
 
 pytestmark = pytest.mark.integration
 

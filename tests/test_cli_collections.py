@@ -15,10 +15,10 @@ from conftest import SEEDS, FakeEmbedder
 from typer.testing import CliRunner, Result
 
 from rag.cli import app
-from rag.collections import list_collections, open_collection
 from rag.errors import ConfigError, InputError, NotFoundError
 from rag.keys import Keys
 from rag.schema import Answer
+from rag.store.collections import list_collections, open_collection
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAVE = "---\ntitle: 休假制度\ntags: [hr]\n---\n年假为每年十五天，由部门经理审批。\n"
@@ -35,7 +35,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbe
     monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
     monkeypatch.setenv("RAG_SEEDS_DIR", str(SEEDS))
     monkeypatch.setenv("RAG_GENERATOR", "extractive")
-    monkeypatch.setattr("rag.embed.load_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr("rag.models.embed.load_embedder", lambda name: fake_embedder)
     monkeypatch.setattr("rag.bootstrap.load_embedder", lambda name: fake_embedder)
     return index_dir
 

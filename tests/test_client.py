@@ -19,8 +19,8 @@ from evals.load import free_port
 from rag.client import APIError, AuthError, Client, LocalClient, split_messages
 from rag.config import Settings
 from rag.errors import DocumentError, DocumentTooLargeError, InputError, NotFoundError
-from rag.index import Index
 from rag.schema import Answer, Message
+from rag.store.index import Index
 from server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from rag.client import AuthError, Client, ForbiddenError, LocalClient
 from rag.config import Settings
 from rag.errors import InputError, NotFoundError
-from rag.filters import Filter
-from rag.index import Index
 from rag.schema import Answer
+from rag.store.filters import Filter
+from rag.store.index import Index
 from server.app import create_app
 
 QUESTION = "员工的年假和工资怎么安排?"
@@ -294,7 +294,7 @@ def test_wenda_retriever_over_a_collection_with_a_filter(tmp_path: Path, folder:
 
     settings = Settings(index_dir=tmp_path / "index", seeds_dir=tmp_path / "no-seeds",
                         generator="extractive")
-    monkeypatch.setattr("rag.embed.load_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr("rag.models.embed.load_embedder", lambda name: fake_embedder)
     local = LocalClient(Index.open(settings.index_dir, fake_embedder), settings)
     local.create_collection("hr")
     local.collection("hr").ingest([folder], tags=["2024"])

@@ -1,4 +1,4 @@
-"""Collections, filters and tags at the library level (``rag.collections``, ``rag.filters``, tags
+"""Collections, filters and tags at the library level (``rag.store.collections``, ``rag.store.filters``, tags
 through ``rag.ingest``), on real FAISS, BM25 and SQLite with the fake embedder."""
 
 from __future__ import annotations
@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from conftest import FakeEmbedder
 
-from rag.collections import (
+from rag.answer.generate import load_generator
+from rag.errors import InputError, NotFoundError
+from rag.ingest import ingest, ingest_paths, wipe
+from rag.ingest.documents import Document
+from rag.qa import ask
+from rag.store.collections import (
     DEFAULT,
     check_name,
     collection_dir,
@@ -19,13 +24,8 @@ from rag.collections import (
     list_collections,
     open_collection,
 )
-from rag.documents import Document
-from rag.errors import InputError, NotFoundError
-from rag.filters import Filter, clean_tags
-from rag.generate import load_generator
-from rag.index import Index
-from rag.ingest import ingest, ingest_paths, wipe
-from rag.qa import ask
+from rag.store.filters import Filter, clean_tags
+from rag.store.index import Index
 
 BAD_NAMES = ["..", ".", "a/b", "../etc", ".x", "Upper", "x" * 65, "", "a b", "-a", "_a", "a\\b", "*",
              "hr\n", "名字", "a.b"]

@@ -13,11 +13,11 @@ from conftest import FakeEmbedder, serving
 from test_jobs import BIG, Gate
 from test_security import SlowGenerator
 
-from rag.collections import create_collection
 from rag.config import Settings
-from rag.documents import Document
-from rag.index import Index
 from rag.ingest import ingest
+from rag.ingest.documents import Document
+from rag.store.collections import create_collection
+from rag.store.index import Index
 from server.app import create_app
 
 HR = {"leave": "人事制度：员工年假为每年十五天，由部门经理审批。", "pay": "人事制度：员工工资每月十日发放。",

@@ -13,13 +13,13 @@ import pytest
 from conftest import FakeEmbedder
 from fastapi.testclient import TestClient
 
-from rag.collections import create_collection
 from rag.config import Settings
-from rag.documents import Document
 from rag.errors import ConfigError
-from rag.index import Index
 from rag.ingest import ingest
+from rag.ingest.documents import Document
 from rag.keys import add_key, remove_key
+from rag.store.collections import create_collection
+from rag.store.index import Index
 from server.app import create_app
 
 MakeClient = Callable[..., TestClient]

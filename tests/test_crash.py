@@ -3,7 +3,7 @@
 Each run grows (and sometimes edits or shrinks) a generated Chinese corpus and is SIGKILLed: at a
 random moment, or the instant SQLite's rollback journal appears (mid-commit), or the instant a
 FAISS temp file appears (mid cache write). After every kill the index must open, pass
-``rag.doctor.check``, hold exactly the state before the run or the whole new corpus (one
+``rag.store.doctor.check``, hold exactly the state before the run or the whole new corpus (one
 transaction: never part of it), and answer a question with verified quotes.
 
 The default version (>= 20 runs) takes about a minute here; ``RAG_STRESS=1 pytest -m stress``
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.doctor import check, diagnose
-from rag.embed import Embedder, load_embedder
-from rag.index import Index
+from rag.models.embed import Embedder, load_embedder
 from rag.qa import ask
+from rag.store.doctor import check, diagnose
+from rag.store.index import Index
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rag.crosslingual import _slot, _syllables, _valid_syllables, _words, bridge
-from rag.extract import _matched_run
-from rag.index import Index
-from rag.lexical import Lexicon, coverage, occurs, tokenize
-from rag.normalize import has_cjk
+from rag.answer.extract import _matched_run
+from rag.answer.retrieve import make_query
 from rag.qa import ask
-from rag.retrieve import make_query
+from rag.store.index import Index
+from rag.text.crosslingual import _slot, _syllables, _valid_syllables, _words, bridge
+from rag.text.lexical import Lexicon, coverage, occurs, tokenize
+from rag.text.normalize import has_cjk
 
 TEXTS = ["西咸新区党工委书记杨仁华出席会议并讲话。", "福州新区召开第九次国家级新区工作经验交流会。",
          "秦创原量子信息科技联合创新中心将聚焦量子通信、量子计算等领域。"]

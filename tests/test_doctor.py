@@ -1,4 +1,4 @@
-"""rag.doctor: a healthy index checks clean; each kind of damage is named."""
+"""rag.store.doctor: a healthy index checks clean; each kind of damage is named."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import FakeEmbedder
 
-from rag.doctor import check, diagnose
-from rag.documents import Document
-from rag.index import Index
 from rag.ingest import ingest
+from rag.ingest.documents import Document
+from rag.store.doctor import check, diagnose
+from rag.store.index import Index
 
 
 def _sql(index: Index, statement: str, *args: object) -> None:

@@ -1,4 +1,4 @@
-"""rag.documents: finding, naming and loading real files from tmp_path."""
+"""rag.ingest.documents: finding, naming and loading real files from tmp_path."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import Document, decode, find_files, load_documents
 from rag.errors import DocumentError, RagError
+from rag.ingest.documents import Document, decode, find_files, load_documents
 
 
 def _write(path: Path, text: str | bytes) -> Path:

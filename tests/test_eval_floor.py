@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evals.harness import run_gold
-from rag.index import Index
+from rag.store.index import Index
 
 GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "seeds.jsonl"
 HELD_OUT = GOLD.with_name("seeds_heldout.jsonl")

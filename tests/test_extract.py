@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from rag.chunk import Chunk
-from rag.extract import _filled, rank_sentences
-from rag.generate import Passage
-from rag.lexical import Lexicon, question_weights, tokenize
-from rag.normalize import normalize
-from rag.retrieve import Hit
+from rag.answer.extract import _filled, rank_sentences
+from rag.answer.generate import Passage
+from rag.answer.retrieve import Hit
+from rag.text.chunk import Chunk
+from rag.text.lexical import Lexicon, question_weights, tokenize
+from rag.text.normalize import normalize
 
 
 def _passages(*texts: str) -> list[Passage]:

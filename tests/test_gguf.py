@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import gguf
 from rag.errors import ModelError
-from rag.gguf import ModelSpec, assemble, installed, model_path, part_paths, sha256_file
+from rag.models import gguf
+from rag.models.gguf import ModelSpec, assemble, installed, model_path, part_paths, sha256_file
 
 PARTS = [b"GGUF" + b"\x01" * 1000, b"\x02" * 3000, b"\x03" * 17]
 

@@ -12,9 +12,9 @@ import pytest
 
 from evals import report
 from evals.harness import check_floor, compare, load_gold, run_gold, score, summarize
-from rag.index import Index
-from rag.normalize import normalize, to_simplified
 from rag.schema import Answer, Citation, Passage
+from rag.store.index import Index
+from rag.text.normalize import normalize, to_simplified
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "evals" / "gold" / "seeds.jsonl"

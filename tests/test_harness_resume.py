@@ -15,8 +15,8 @@ from evals import bench, progress
 from evals.bench import run_squad
 from evals.harness import load_gold, run_gold
 from evals.progress import progress_path
-from rag.index import Index
 from rag.qa import ask as real_ask
+from rag.store.index import Index
 
 CONTEXTS = {
     "p1": "福州新區位於福建省福州市。2015年9月,國務院批覆設立福州新區。",

@@ -1,4 +1,4 @@
-"""rag.index + rag.ingest: real SQLite, FAISS and BM25 in tmp_path; the fake embedder at the seam."""
+"""rag.store.index + rag.ingest: real SQLite, FAISS and BM25 in tmp_path; the fake embedder at the seam."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from conftest import SEEDS, FakeEmbedder
 
-from rag.documents import Document, load_documents
 from rag.errors import IncompatibleIndexError, IndexStateError, NotFoundError
-from rag.index import Index
 from rag.ingest import delete_documents, ingest
-from rag.lexical import tokenize
-from rag.normalize import normalize
+from rag.ingest.documents import Document, load_documents
+from rag.store.index import Index
+from rag.text.lexical import tokenize
+from rag.text.normalize import normalize
 
 SEED_IDS = sorted(p.stem for p in SEEDS.iterdir() if p.suffix in (".txt", ".md"))
 assert len(SEED_IDS) >= 2, "these tests edit one seed and watch the others"

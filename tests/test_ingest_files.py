@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder
 
-from rag.documents import SourceFile, find_files
-from rag.index import Index
 from rag.ingest import ingest
+from rag.ingest.documents import SourceFile, find_files
 from rag.loaders import Page
+from rag.store.index import Index
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "documents"
 

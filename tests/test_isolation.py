@@ -22,12 +22,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.collections import DEFAULT, create_collection
 from rag.config import Settings
-from rag.documents import Document
-from rag.index import Index
 from rag.ingest import ingest
+from rag.ingest.documents import Document
 from rag.keys import RIGHTS, add_key
+from rag.store.collections import DEFAULT, create_collection
+from rag.store.index import Index
 from server.app import create_app
 
 CODENAMES = {DEFAULT: "青龙", "kb-alpha": "白虎", "kb-beta": "朱雀", "kb-gamma": "玄武"}

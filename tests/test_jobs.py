@@ -1,4 +1,4 @@
-"""Uploads as ingest jobs (``POST /documents`` → 202, ``GET``/``DELETE /jobs/{id}``), ``rag.jobs``, and
+"""Uploads as ingest jobs (``POST /documents`` → 202, ``GET``/``DELETE /jobs/{id}``), ``rag.ingest.jobs``, and
 what an upload stores: long names shortened, the file stored before the index lists it.
 
 The fake embedder is gated where timing matters: a job's embedding waits until the test lets a
@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from rag.config import Settings
 from rag.errors import IngestCancelled, InputError, NotFoundError
-from rag.index import Index
-from rag.jobs import Job, JobRunner
+from rag.ingest.jobs import Job, JobRunner
+from rag.store.index import Index
 from server.app import create_app
 
 MakeClient = Callable[..., TestClient]
@@ -285,7 +285,7 @@ def test_a_file_that_cannot_be_stored_leaves_the_index_unchanged(
     assert poll(client, post(client, "海峡.txt", SMALL).json()["job"]["id"], finished)["status"] == "done"
 
 
-# ---- rag.jobs on its own ---------------------------------------------------------------------
+# ---- rag.ingest.jobs on its own ---------------------------------------------------------------------
 def test_runner_cancels_queued_jobs_and_survives_failures() -> None:
     lock, hold = threading.Lock(), threading.Event()
     runner = JobRunner(lock, keep=2)

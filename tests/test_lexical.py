@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.lexical import Lexicon, Weights, agent_verb, answer_slot, coverage, question_weights, tokenize
+from rag.text.lexical import Lexicon, Weights, agent_verb, answer_slot, coverage, question_weights, tokenize
 
 TEXTS = ["本次签约旨在落实《国家级新区高质量建设行动计划》。",
          "西安交通大学、西北工业大学、西安电子科技大学参与签约。",

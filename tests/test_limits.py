@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.index import Index
-from rag.prompts import PROMPTS_DIR
+from rag.answer.prompts import PROMPTS_DIR
+from rag.store.index import Index
 from server.ratelimit import TokenBuckets
 
 KEY, LLM_KEY = "s3cret-api-key-7f3a", "sk-llm-key-91c2"
@@ -233,7 +233,7 @@ def test_token_bucket_refills_and_forgets_idle_clients() -> None:
         TokenBuckets(per_minute=0)
 
 
-# ---- found while writing these tests, fixed in rag/qa.py and rag/documents.py ---------------
+# ---- found while writing these tests, fixed in rag/qa.py and rag/ingest/documents.py ---------------
 def test_history_is_bounded_like_the_question(make_client: Callable[..., TestClient]) -> None:
     client = make_client(max_question_chars=100)
     history = [{"role": "user", "content": "秦创原" * 1000}, {"role": "assistant", "content": "好的"}]

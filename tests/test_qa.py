@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rag.answer.generate import Draft, Evidence
 from rag.errors import InputError
-from rag.generate import Draft, Evidence
 from rag.qa import ask, condense, stream_ask
 from rag.schema import Answer, Message
 
@@ -105,8 +105,8 @@ def test_citations_to_missing_passages_are_dropped(seed_index) -> None:  # type:
      "000_6326ffad47e9d9fc", "北京大学量子信息技术中心"),
 ])
 def test_real_model_finds_the_passage(real_index, question, doc, words) -> None:  # type: ignore[no-untyped-def]
-    from rag.normalize import to_simplified
-    from rag.retrieve import make_query, retrieve
+    from rag.answer.retrieve import make_query, retrieve
+    from rag.text.normalize import to_simplified
 
     hits = retrieve(real_index, make_query(real_index, to_simplified(question)), 3)
     assert any(h.chunk.doc_id == doc and words in h.chunk.text for h in hits)

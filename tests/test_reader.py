@@ -12,7 +12,7 @@ import pytest
 
 from evals import reader_data
 from rag.models import e5, reader, vocab
-from rag.normalize import to_simplified
+from rag.text.normalize import to_simplified
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"

@@ -1,4 +1,4 @@
-"""The reader stage in the pipeline (rag.reading + rag.qa), with the model faked at its seam
+"""The reader stage in the pipeline (rag.answer.reading + rag.qa), with the model faked at its seam
 (``rag.models.reader.read``): which gate refuses, and the reader's span leading the answer."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from rag.answer.reading import Judge, judge, load_judge
 from rag.errors import ConfigError, ModelError
 from rag.models import reader
 from rag.qa import ask, stream_ask
-from rag.reading import Judge, judge, load_judge
 from rag.schema import Answer
 
 QUESTION = "咸阳市委书记是谁?"
@@ -66,8 +66,8 @@ def test_stream_gives_the_same_answer(seed_index, monkeypatch) -> None:  # type:
 
 def test_verdict_offsets_are_the_document_s(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(reader, "read", fake_read("夏晓中", 4.0))
-    from rag.draft import Passage
-    from rag.retrieve import make_query, retrieve
+    from rag.answer.draft import Passage
+    from rag.answer.retrieve import make_query, retrieve
 
     hits = retrieve(seed_index, make_query(seed_index, QUESTION), 5)
     passages = [Passage(i + 1, h, seed_index.normalized(h.chunk.doc_id)) for i, h in enumerate(hits)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag import retrieve as r
-from rag.index import Index
-from rag.retrieve import Hit, make_query, retrieve
+from rag.answer import retrieve as r
+from rag.answer.retrieve import Hit, make_query, retrieve
+from rag.store.index import Index
 
 QUESTION = "秦创原量子信息科技联合创新中心将聚焦哪些领域?"
 

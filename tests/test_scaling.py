@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.filters import Filter
-from rag.index import Index
 from rag.qa import ask
+from rag.store.filters import Filter
+from rag.store.index import Index
 
 qdrant_client = pytest.importorskip("qdrant_client")
 from qdrant_client import models  # noqa: E402

@@ -27,11 +27,11 @@ import pytest
 from conftest import serving
 from fastapi.testclient import TestClient
 
+from rag.answer.generate import Draft, Generator, load_generator
 from rag.config import Settings
-from rag.documents import Document
-from rag.generate import Draft, Generator, load_generator
-from rag.index import Index
 from rag.ingest import ingest
+from rag.ingest.documents import Document
+from rag.store.index import Index
 from server.app import create_app, uvicorn_options
 
 KEY = "s3cret-api-key-7f3a"

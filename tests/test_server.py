@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
-from rag.documents import Document
-from rag.index import Index
 from rag.ingest import ingest
-from rag.lexical import agent_verb
-from rag.normalize import has_cjk
+from rag.ingest.documents import Document
 from rag.schema import Answer
+from rag.store.index import Index
+from rag.text.lexical import agent_verb
+from rag.text.normalize import has_cjk
 from server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

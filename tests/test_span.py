@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evals.span_fit import examples, fit, score
-from rag.span import WEIGHTS, candidates, short_span
+from rag.answer.span import WEIGHTS, candidates, short_span
 
 
 def test_every_candidate_has_exactly_the_weighted_features() -> None:

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from test_loaders_pdf import raw_pdf, reportlab_pdf
 
-from rag.index import Index
+from rag.store.index import Index
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "documents"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

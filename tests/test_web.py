@@ -19,7 +19,7 @@ from conftest import FakeEmbedder, serving
 from test_jobs import BIG, Gate
 
 from rag.config import Settings
-from rag.index import Index
+from rag.store.index import Index
 from server.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -322,9 +322,9 @@ HR_TEXT = "人事制度：员工年假为每年十五天，由部门经理审批
 
 
 def add_hr(index: Index, embedder: FakeEmbedder) -> None:
-    from rag.collections import create_collection
-    from rag.documents import Document
     from rag.ingest import ingest
+    from rag.ingest.documents import Document
+    from rag.store.collections import create_collection
 
     ingest(create_collection(index.directory, "hr", embedder), [Document.from_text("leave", HR_TEXT)],
            tags=["人事", "2024"])

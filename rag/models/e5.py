@@ -283,7 +283,7 @@ def encode(texts: Sequence[str], kind: str = "passage", dtype: torch.dtype | str
 
 
 class E5Torch:
-    """The ``Embedder`` seam (rag/embed.py) over the torch copy: the vectors of ``E5Embedder``."""
+    """The ``Embedder`` seam (rag/models/embed.py) over the torch copy: the vectors of ``E5Embedder``."""
 
     name = "e5-torch"
     dim = 384

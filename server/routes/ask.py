@@ -9,15 +9,15 @@ from typing import Any, TypeVar
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.answer.generate import Generator
 from rag.bootstrap import make_judge
-from rag.collections import DEFAULT
 from rag.config import Settings
 from rag.errors import IndexStateError, InputError, NotFoundError
-from rag.filters import Filter
-from rag.generate import Generator
-from rag.index import Index
 from rag.qa import ask, stream_ask
 from rag.schema import Answer, Message
+from rag.store.collections import DEFAULT
+from rag.store.filters import Filter
+from rag.store.index import Index
 from server.deps import Collection, CollectionsDep, GeneratorDep, SettingsDep
 from server.errors import ApiError
 
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 class FilterSpec(BaseModel):
-    """Which documents the answer may draw on (``rag.filters.Filter``); every field optional."""
+    """Which documents the answer may draw on (``rag.store.filters.Filter``); every field optional."""
 
     model_config = ConfigDict(extra="forbid")
     doc_ids: list[str] = Field(default=[], description="only these documents")
@@ -56,7 +56,7 @@ def _kwargs(settings: Settings, generator: Generator | None, top_k: int | None,
     return {"top_k": k, "generator": generator, "max_question_chars": settings.max_question_chars,
             "refuse_below": settings.refuse_below, "history": checked_history(settings, history),
             "where": where.parsed() if where is not None else None,
-            "reader": make_judge(settings)}  # the model is loaded once (rag.reading)
+            "reader": make_judge(settings)}  # the model is loaded once (rag.answer.reading)
 
 
 def checked_history(settings: Settings, history: Sequence[Message]) -> list[Message]:

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from rag.collections import DEFAULT, NAME_PATTERN
 from rag.errors import InputError, NotFoundError
+from rag.store.collections import DEFAULT, NAME_PATTERN
 from server.deps import CallerDep, CollectionsDep, StateDep
 from server.routes import documents
 

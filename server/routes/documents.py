@@ -10,7 +10,7 @@ undecodable → 400; over ``max_pages``, ``max_document_chars`` or ``max_unpacke
 
 An upload may carry tags (repeated form field ``tags``): they replace the uploaded documents' given
 tags (Markdown front matter's stay). The ingest then runs as a job on the collection's runner
-(``rag.jobs``, ``GET /jobs/{id}``): 202 with the job at once, or, with ``?wait=true``, 200 with the
+(``rag.ingest.jobs``, ``GET /jobs/{id}``): 202 with the job at once, or, with ``?wait=true``, 200 with the
 ingest report once it is done. The job writes the files aside in the collection's ``uploads/``
 first (a file that cannot be stored fails the job before the index changes), ingests under the
 collection's writer lock (readers keep their snapshots), and only after the commit moves the files
@@ -34,15 +34,15 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from rag.collections import DEFAULT
 from rag.config import Settings
-from rag.documents import SUPPORTED_SUFFIXES, Document
-from rag.durable import sweep_temp_files
 from rag.errors import DocumentError, InputError, NotFoundError, RagError, UnsupportedFormatError
-from rag.filters import clean_tags
 from rag.ingest import delete_documents, ingest
-from rag.jobs import Job, JobRunner
+from rag.ingest.documents import SUPPORTED_SUFFIXES, Document
+from rag.ingest.jobs import Job, JobRunner
 from rag.loaders import SUFFIXES, TEXT_TYPES, extract, sniff
+from rag.store.collections import DEFAULT
+from rag.store.durable import sweep_temp_files
+from rag.store.filters import clean_tags
 from server.deps import Collection, Readable, SettingsDep, Writable
 from server.errors import ApiError, error_body
 from server.routes import jobs

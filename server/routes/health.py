@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from rag.collections import DEFAULT
+from rag.store.collections import DEFAULT
 from server.deps import GeneratorDep, StateDep
 
 __all__ = ["router"]

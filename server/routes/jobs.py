@@ -1,7 +1,7 @@
 """``GET /jobs/{id}`` (progress, then the result) and ``DELETE /jobs/{id}`` (cancel) for upload jobs;
 the same under ``/collections/{name}`` for that collection's jobs.
 
-``POST /documents`` queues an ingest job on its collection's ``JobRunner`` (``rag.jobs``): one at a
+``POST /documents`` queues an ingest job on its collection's ``JobRunner`` (``rag.ingest.jobs``): one at a
 time per collection, under that collection's writer lock, so readers keep their snapshots and
 never wait for it. Polling a job also tells the runner its client is still there (a queued job
 nobody polls is dropped unstarted). A job is found only under the collection it was queued on.
@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from rag.jobs import FINISHED
+from rag.ingest.jobs import FINISHED
 from server.deps import Writable
 
 __all__ = ["router"]

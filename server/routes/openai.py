@@ -25,10 +25,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.collections import DEFAULT
 from rag.errors import InputError, NotFoundError, RagError
 from rag.messages import split_messages
 from rag.schema import Answer
+from rag.store.collections import DEFAULT
 from server.deps import Collection, Collections, CollectionsDep, GeneratorDep, SettingsDep
 from server.errors import ApiError, error_body
 from server.routes.ask import FilterSpec, answer, answer_stream

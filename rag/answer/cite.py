@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.draft import Evidence, Passage
+from rag.answer.draft import Evidence, Passage
 from rag.schema import Citation
 
 __all__ = ["MARKER", "cite", "original_chars", "strip_markers"]

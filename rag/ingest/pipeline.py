@@ -14,29 +14,27 @@ before the commit → ``IngestCancelled``); either way the index is left as it w
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.chunk import Chunk, chunk_document
-from rag.documents import Document, Skipped, SourceFile, find_files
 from rag.errors import DocumentError, DocumentTooLargeError, IngestCancelled
-from rag.filters import clean_tags
-from rag.index import Index, pages_to_json
-from rag.lexical import tokenize
+from rag.ingest.documents import Document, Skipped, SourceFile, find_files
 from rag.loaders import Limits
-from rag.normalize import Normalized, normalize
+from rag.store.durable import locked
+from rag.store.filters import clean_tags
+from rag.store.index import Index, pages_to_json
+from rag.text.chunk import Chunk, chunk_document
+from rag.text.lexical import tokenize
+from rag.text.normalize import Normalized, normalize
 
-__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths", "locked", "wipe"]
+__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths"]
 
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
 Reading = Callable[[int, int, str], None]  # (done, total, path) files parsed
@@ -59,28 +57,6 @@ class IngestReport:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed or self.retagged)
-
-
-@contextmanager
-def locked(directory: Path) -> Iterator[None]:
-    """Exclusive writer lock on an index directory (blocks until the other writer finishes)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def wipe(directory: Path) -> None:
-    """Delete an index directory's contents (for ``--rebuild``); the other collections kept in
-    the default one's directory (``collections/``) stay."""
-    if directory.exists():
-        with locked(directory):
-            for child in directory.iterdir():
-                if child.name not in ("lock", "collections"):
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def _sha(text: str) -> str:

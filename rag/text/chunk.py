@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.normalize import Normalized
+from rag.text.normalize import Normalized
 
 __all__ = ["Chunk", "chunk_document", "split_sentences"]
 

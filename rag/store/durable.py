@@ -1,14 +1,19 @@
 """Durable file writes: ``atomic_write`` (write aside, fsync, rename) and ``sweep_temp_files``
-(delete what writers killed mid-write left behind)."""
+(delete what writers killed mid-write left behind); ``locked`` (one writer per index directory)
+and ``wipe`` (empty one, under that lock)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "sweep_temp_files"]
+__all__ = ["atomic_write", "locked", "sweep_temp_files", "wipe"]
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -57,3 +62,25 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # exists, another user's
         return True
     return True
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Exclusive writer lock on an index directory (blocks until the other writer finishes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def wipe(directory: Path) -> None:
+    """Delete an index directory's contents (for ``--rebuild``); the other collections kept in
+    the default one's directory (``collections/``) stay."""
+    if directory.exists():
+        with locked(directory):
+            for child in directory.iterdir():
+                if child.name not in ("lock", "collections"):
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()

@@ -4,9 +4,9 @@ Sentences of the retrieved passages are scored by how much of the question's wei
 tokens, matched as substrings so segmentation differences don't matter) they contain, plus a
 small prior from the passage's retrieval rank. The best sentence is the answer; a second one
 joins when it adds question terms the first lacks. ``short_answer`` is the best candidate
-span of the chosen sentence (``rag.span``).
+span of the chosen sentence (``rag.answer.span``).
 
-Never chosen, as the answer or as context: a sentence ``rag.injection`` flags (a document's
+Never chosen, as the answer or as context: a sentence ``rag.text.injection`` flags (a document's
 instructions to an AI), and a question (a sentence ending in "?" states nothing; a poisoned
 document may copy the asker's question to be retrieved and quoted).
 """
@@ -17,11 +17,11 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from rag.chunk import split_sentences
-from rag.draft import Draft, Evidence, Passage
-from rag.injection import flag, flag_sentences
-from rag.lexical import ALTERNATIVE, Weights, coverage, longest_run, occurs
-from rag.span import short_span
+from rag.answer.draft import Draft, Evidence, Passage
+from rag.answer.span import short_span
+from rag.text.chunk import split_sentences
+from rag.text.injection import flag, flag_sentences
+from rag.text.lexical import ALTERNATIVE, Weights, coverage, longest_run, occurs
 
 __all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "from_span", "rank_sentences", "split_question"]
 
@@ -71,7 +71,7 @@ def rank_sentences(passages: Sequence[Passage], weights: dict[str, float],
     names = [t for t in weights if len(t) >= 2] if _ASKS_ROLE.search(question) else []
     slot = [a for key in getattr(weights, "slot", ()) for a in key.split(ALTERNATIVE)]
     core = question.rstrip("?？。!！ ")
-    # an English question bridged to Chinese alternatives (rag.crosslingual) has no verbatim
+    # an English question bridged to Chinese alternatives (rag.text.crosslingual) has no verbatim
     # run; the longest stretch of matched alternatives plays its part
     bridged = (sum(max(map(len, k.split(ALTERNATIVE))) for k in weights)
                if any(ALTERNATIVE in k for k in weights) else 0)
@@ -193,7 +193,7 @@ def split_question(question: str) -> list[str]:
 
 
 def from_span(passages: Sequence[Passage], short: Evidence) -> Draft | None:
-    """The answer a reader found (``rag.reading``): the sentence holding the span ``short`` leads,
+    """The answer a reader found (``rag.answer.reading``): the sentence holding the span ``short`` leads,
     with the context it points back to, and ``short`` is the short answer. None when that
     sentence may not be quoted (flagged, or a question)."""
     p = passages[short.n - 1]

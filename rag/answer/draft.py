@@ -1,9 +1,9 @@
 """The answer stage's nouns: what a generator reads (``Passage``), what it leans on (``Evidence``),
 what it returns (``Draft``), and the seam itself (``Generator``).
 
-They live apart from ``rag.generate`` (which picks a backend) so that the backends (``rag.extract``,
-``rag.llm``, ``rag.grounding``) and ``rag.cite`` import them without importing each other: with the
-types in ``generate.py``, extract → generate → llm → grounding → generate was a circle.
+They live apart from ``generate`` (which picks a backend) so that the backends (``extract``,
+``llm``, ``grounding``) and ``cite`` import them without importing each other: with the types in
+``generate.py``, extract → generate → llm → grounding → generate was a circle.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rag.normalize import Normalized
-from rag.retrieve import Hit
+from rag.answer.retrieve import Hit
+from rag.text.normalize import Normalized
 
 __all__ = ["Draft", "Evidence", "Generator", "Passage"]
 
@@ -48,7 +48,7 @@ class Draft:
     refused: bool = False
     quoted: bool = False  # text is exactly the evidence sentences, each followed by its [n]
     notes: list[str] = field(default_factory=list)
-    # LLM grounding (rag.grounding): sentences the model wrote, those dropped as unsupported,
+    # LLM grounding (rag.answer.grounding): sentences the model wrote, those dropped as unsupported,
     # and "extractive" when nothing held up and the extractive answer was used instead
     sentences: int | None = None
     unsupported: list[str] = field(default_factory=list)

@@ -12,7 +12,7 @@ from rag.errors import RagError
 
 __all__ = ["PROMPTS_DIR", "PromptError", "language_of", "render"]
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 
 class PromptError(RagError):
@@ -40,7 +40,7 @@ def render(name: str, lang: str = "zh-Hans", **variables: str) -> str:
 
 def language_of(question: str) -> str:
     """``zh-Hant`` / ``zh-Hans`` for Chinese questions (by script), else ``en``."""
-    from rag.normalize import has_cjk, is_traditional
+    from rag.text.normalize import has_cjk, is_traditional
 
     if not has_cjk(question):
         return "en"

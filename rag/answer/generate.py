@@ -1,19 +1,19 @@
 """The generator seam: turn numbered passages into a ``Draft`` answer with ``[n]`` markers.
 
 A generator never sees files or offsets it could get wrong: it receives ``Passage``s numbered
-from 1 and returns text plus ``Evidence`` (which passage, which normalized span). ``rag.cite``
+from 1 and returns text plus ``Evidence`` (which passage, which normalized span). ``rag.answer.cite``
 turns evidence into verified citations; ``rag.qa`` is the only caller.
 
-Backends: ``extractive`` (always available, ``rag.extract``); ``local`` and ``openai``
-(``rag.llm``, grounded sentence by sentence by ``rag.grounding``). The types they share live in
-``rag.draft`` and are re-exported here.
+Backends: ``extractive`` (always available, ``rag.answer.extract``); ``local`` and ``openai``
+(``rag.answer.llm``, grounded sentence by sentence by ``rag.answer.grounding``). The types they share live in
+``rag.answer.draft`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rag.draft import Draft, Evidence, Generator, Passage
+from rag.answer.draft import Draft, Evidence, Generator, Passage
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -41,7 +41,7 @@ def require_llama_cpp(model: str = "qwen-0.5b") -> None:
     from importlib.util import find_spec
 
     from rag.errors import ModelError
-    from rag.gguf import MODELS
+    from rag.models.gguf import MODELS
 
     if find_spec("llama_cpp") is not None:
         return
@@ -58,7 +58,7 @@ def local_available(model: str = "qwen-0.5b") -> bool:
     from importlib.util import find_spec
     from pathlib import Path
 
-    from rag.gguf import MODELS, installed
+    from rag.models.gguf import MODELS, installed
 
     if find_spec("llama_cpp") is None:
         return False
@@ -72,9 +72,9 @@ def load_generator(name: str, settings: Settings | None = None) -> Generator:
     ``llm_base_url`` and ``llm_model``); ``auto``: ``AUTO`` (measured best; ``local`` only if it
     can run).
     ``settings`` default to ``Settings()`` field defaults (the environment is not read here)."""
+    from rag.answer.extract import Extractive
     from rag.config import Settings
     from rag.errors import InputError
-    from rag.extract import Extractive
 
     s = settings or Settings.model_construct()
     kind, _, model = name.partition(":")
@@ -84,12 +84,12 @@ def load_generator(name: str, settings: Settings | None = None) -> Generator:
         return Extractive()
     if kind == "local":
         require_llama_cpp(model or s.local_model)
-        from rag.llm import LocalLLM
+        from rag.answer.llm import LocalLLM
 
         return LocalLLM(model or s.local_model, cache_dir=s.model_cache, threads=s.llm_threads,
                         max_tokens=s.llm_max_tokens)
     if kind == "openai":
-        from rag.llm import OpenAILLM
+        from rag.answer.llm import OpenAILLM
 
         if not s.llm_base_url or not (model or s.llm_model):
             raise InputError("the openai generator needs RAG_LLM_BASE_URL and RAG_LLM_MODEL")

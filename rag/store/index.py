@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunk import Chunk
-from rag.durable import atomic_write, sweep_temp_files
-from rag.embed import Embedder
 from rag.errors import IncompatibleIndexError, IndexStateError, NotFoundError
-from rag.filters import DocumentTags, Filter
-from rag.lexical import Lexicon
 from rag.loaders import Page
-from rag.normalize import Normalized
+from rag.models.embed import Embedder
+from rag.store.durable import atomic_write, sweep_temp_files
+from rag.store.filters import DocumentTags, Filter
+from rag.text.chunk import Chunk
+from rag.text.lexical import Lexicon
+from rag.text.normalize import Normalized
 
 __all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "Loaded", "StoredDocument", "build_faiss",
            "pages_from_json", "pages_to_json"]

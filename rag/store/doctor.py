@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ModelError, RagError
-from rag.index import Index
-from rag.normalize import Normalized
+from rag.store.index import Index
+from rag.text.normalize import Normalized
 
 __all__ = ["DoctorReport", "check", "diagnose"]
 

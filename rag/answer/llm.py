@@ -3,7 +3,7 @@
 
 Both share ``LLMGenerator``: the passages go into ``prompts/answer.LANG.md`` numbered and fenced
 (``prompts/passage.LANG.md``; a passage cannot close its fence), the reply streams through
-``rag.grounding.Grounder``, which passes on only sentences its cited passage supports, and the
+``rag.answer.grounding.Grounder``, which passes on only sentences its cited passage supports, and the
 last item is the ``Draft``. ``rewrite`` turns a follow-up into a standalone question
 (``prompts/condense.LANG.md``). A prompt file's parts are separated by lines that are
 exactly ``---``: the system message, worked examples as user/assistant turns, the user's turn.
@@ -20,14 +20,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.draft import Draft, Passage
+from rag.answer.draft import Draft, Passage
+from rag.answer.extract import Extractive
+from rag.answer.grounding import Grounder
+from rag.answer.prompts import language_of, render
 from rag.errors import ModelError
-from rag.extract import Extractive
-from rag.grounding import Grounder
-from rag.injection import strip_flagged
-from rag.normalize import to_simplified, to_traditional
-from rag.prompts import language_of, render
 from rag.schema import Message
+from rag.text.injection import strip_flagged
+from rag.text.normalize import to_simplified, to_traditional
 
 __all__ = ["LLMGenerator", "LocalLLM", "OpenAILLM", "format_passages", "split_roles"]
 
@@ -55,7 +55,7 @@ def split_roles(prompt: str) -> list[dict[str, str]]:
 
 def format_passages(passages: Sequence[Passage], lang: str) -> str:
     """The numbered, fenced passages; text that looks like a fence tag is defused, and sentences
-    that look like instructions to the model (``rag.injection``) are left out."""
+    that look like instructions to the model (``rag.text.injection``) are left out."""
     return "\n".join(render("passage", lang, n=str(p.n), text=_FENCE.sub(r"＜\1", strip_flagged(p.text)))
                      for p in passages)
 
@@ -140,10 +140,10 @@ class LocalLLM(LLMGenerator):
         try:
             from llama_cpp import Llama
         except ImportError as exc:
-            from rag.generate import LLM_EXTRA
+            from rag.answer.generate import LLM_EXTRA
 
             raise ModelError(LLM_EXTRA) from exc
-        from rag.gguf import MODELS, model_path
+        from rag.models.gguf import MODELS, model_path
 
         path = model_path(model, cache_dir, on_assemble=lambda spec, target: log.warning(
             "assembling %s into %s (once)", spec.name, target))

@@ -12,7 +12,7 @@ takes its output as it streams, cuts it into sentences, and for each one:
 - re-cites a sentence whose markers are missing or wrong when another passage supports it
   (the answer then points at text that says it; ``Draft.notes`` records the repair);
 - the supporting passage sentence is the ``Evidence``, so the quote is an exact original
-  substring (``rag.cite``). A sentence ``rag.injection`` flags supports nothing (the model
+  substring (``rag.answer.cite``). A sentence ``rag.text.injection`` flags supports nothing (the model
   was not shown it), nor can it hold the short answer.
 
 Unsupported sentences are dropped (``Draft.unsupported``). When nothing supported is left, the
@@ -31,10 +31,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rag.chunk import split_sentences
-from rag.draft import Draft, Evidence, Passage
-from rag.injection import flag_sentences, strip_flagged
-from rag.normalize import to_simplified
+from rag.answer.draft import Draft, Evidence, Passage
+from rag.text.chunk import split_sentences
+from rag.text.injection import flag_sentences, strip_flagged
+from rag.text.normalize import to_simplified
 
 __all__ = ["MIN_SUPPORT", "Grounder", "grams", "is_refusal", "normalize_markers"]
 
@@ -130,7 +130,7 @@ def _news_found(sentence: str, sources: Sequence[set[str]], question: set[str]) 
 
 def _windows(text: str) -> list[tuple[int, int, set[str]]]:
     """The sentences of a passage with their tokens: ``(start, end, tokens)``; flagged ones
-    (``rag.injection``) left out."""
+    (``rag.text.injection``) left out."""
     flagged = {(a, b) for a, b, _ in flag_sentences(text)}
     return [(a, b, grams(text[a:b])) for a, b in split_sentences(text) if (a, b) not in flagged]
 

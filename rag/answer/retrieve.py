@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.chunk import Chunk
-from rag.crosslingual import bridge
-from rag.filters import Filter
-from rag.index import Index
-from rag.lexical import ALTERNATIVE, coverage, longest_run, question_weights, tokenize
-from rag.normalize import has_cjk
+from rag.store.filters import Filter
+from rag.store.index import Index
+from rag.text.chunk import Chunk
+from rag.text.crosslingual import bridge
+from rag.text.lexical import ALTERNATIVE, coverage, longest_run, question_weights, tokenize
+from rag.text.normalize import has_cjk
 
 __all__ = ["CHUNK_SHARE", "COVERAGE_WEIGHT", "DENSE_WEIGHT", "RUN_WEIGHT", "Hit", "Query", "make_query",
            "retrieve"]
@@ -67,7 +67,7 @@ class Hit:
 
 def make_query(index: Index, normalized_question: str, where: Filter | None = None) -> Query:
     """The question ready for ``retrieve``, searching only what ``where`` allows. A question
-    without Chinese over a collection with Chinese is bridged (``rag.crosslingual``): its weights
+    without Chinese over a collection with Chinese is bridged (``rag.text.crosslingual``): its weights
     are groups of Chinese alternatives and its BM25 tokens are theirs."""
     vector = index.embedder.embed_queries([normalized_question])[0]
     allowed = index.chunk_ids(where)

@@ -19,7 +19,7 @@ __all__ = ("ALTERNATIVE FRAME_WORDS STOPWORDS Lexicon Weights agent_verb answer_
            "occurs question_weights tokenize").split()
 
 # Joins the alternatives of one weights key: an English word's Chinese translations
-# ("书记|秘书", rag.crosslingual); ``occurs`` and ``coverage`` count the key once if any occurs.
+# ("书记|秘书", rag.text.crosslingual); ``occurs`` and ``coverage`` count the key once if any occurs.
 ALTERNATIVE = "|"
 STOPWORDS = frozenset(
     "的 了 和 与 及 或 在 是 为 将 于 对 把 被 等 也 都 而 并 其 之 以 从 "

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rag.draft import Passage
+from rag.answer.draft import Passage
 from rag.errors import ConfigError, ModelError
 
 __all__ = ["GATES", "Judge", "Verdict", "judge", "load_judge", "reader_available"]

@@ -13,10 +13,10 @@ import re
 import shutil
 from pathlib import Path
 
-from rag.embed import Embedder
 from rag.errors import InputError, NotFoundError
-from rag.index import Index
-from rag.ingest import locked
+from rag.models.embed import Embedder
+from rag.store.durable import locked
+from rag.store.index import Index
 
 __all__ = ["DEFAULT", "NAME_PATTERN", "check_name", "collection_dir", "create_collection",
            "drop_collection", "exists", "list_collections", "open_collection"]
