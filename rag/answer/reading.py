@@ -49,12 +49,21 @@ class Judge:
 
 
 def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
-    """The shipped reader (loaded once), or ``ModelError`` naming how to build it."""
+    """The shipped reader, or ``ModelError`` naming how to build it. Every call (each request,
+    through ``bootstrap.make_judge``) shares one loaded model and reads no file again."""
     if gate not in GATES:
         raise ConfigError(f"RAG_READER={gate!r}: use off, {', '.join(GATES)}")
     from rag.models import reader
 
-    weights = path or reader.WEIGHTS
+    model, threshold = _weights(path or reader.WEIGHTS)
+    return Judge(model, threshold, gate)
+
+
+@lru_cache(maxsize=2)
+def _weights(weights: Path) -> tuple[Any, float]:
+    """The model at ``weights`` and the threshold tuned with it (loaded once per file)."""
+    from rag.models import reader
+
     if not weights.is_file():
         raise ModelError(f"the reader's weights are not in {weights}: train them with `make reader`"
                          " (or set RAG_READER=off)")
@@ -62,7 +71,7 @@ def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
     if "threshold" not in info:
         raise ModelError(f"{weights.with_suffix('.json')} has no threshold: rerun its evaluation"
                          " (python -m evals.reader_eval)")
-    return Judge(_model(str(weights)), float(info["threshold"]), gate)
+    return reader.load_reader(weights), float(info["threshold"])
 
 
 def reader_available() -> bool:
@@ -71,13 +80,6 @@ def reader_available() -> bool:
 
     info = reader.WEIGHTS.with_suffix(".json")
     return reader.WEIGHTS.is_file() and info.is_file() and "threshold" in info.read_text(encoding="utf-8")
-
-
-@lru_cache(maxsize=2)
-def _model(path: str) -> Any:
-    from rag.models import reader
-
-    return reader.load_reader(path)
 
 
 def judge(j: Judge, question: str, passages: Sequence[Passage]) -> Verdict | None:
