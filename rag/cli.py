@@ -13,6 +13,7 @@ from rich.markup import escape
 from rag.cli_collections import collections_app, keys_app
 from rag.config import Settings
 from rag.errors import RagError
+from rag.store.collections import DEFAULT
 from rag.store.filters import Filter
 
 app = typer.Typer(help="wenda: ask questions of your documents, with verified citations.",
@@ -24,7 +25,6 @@ app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 out = Console(highlight=False)
 
-DEFAULT = "default"  # rag.store.collections.DEFAULT (imported lazily: it loads FAISS)
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="see `rag collections list`")]
 TagsOpt = Annotated[list[str] | None, typer.Option("--tag", help="only documents with any of these tags")]
 AllTagsOpt = Annotated[list[str] | None, typer.Option("--all-tags", help="only documents with every one")]

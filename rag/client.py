@@ -42,6 +42,7 @@ from rag.ingest.documents import walk
 from rag.loaders import SUFFIXES
 from rag.messages import HistoryLike, history_dicts, split_messages, turns
 from rag.schema import Answer
+from rag.store.collections import DEFAULT
 from rag.store.filters import Filter
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["APIError", "AuthError", "Client", "ForbiddenError", "LocalClient", "split_messages"]
 
 FilterLike = Filter | Mapping[str, Any] | None
-# rag.store.collections.DEFAULT, not imported here: that module loads FAISS, which the HTTP client never needs
-_DEFAULT = "default"
 
 
 class AuthError(RagError):
@@ -111,7 +110,7 @@ class Client:
                  http: httpx.Client | None = None, timeout: float = 120.0) -> None:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
-        self.collection_name = _DEFAULT
+        self.collection_name = DEFAULT
 
     @classmethod
     def local(cls, settings: Settings | None = None) -> LocalClient:
@@ -147,7 +146,7 @@ class Client:
         """``filter``: a ``rag.store.filters.Filter`` or ``{"doc_ids", "path_prefix", "tags_any",
         "tags_all"}`` (any of them) limiting the documents the answer may draw on."""
         body: dict[str, Any] = {"question": question, "history": history_dicts(history), **_where(filter)}
-        if self.collection_name != _DEFAULT:
+        if self.collection_name != DEFAULT:
             body["collection"] = self.collection_name
         if top_k is not None:
             body["top_k"] = top_k
@@ -243,12 +242,12 @@ class Client:
     @property
     def _model(self) -> str:
         """The OpenAI ``model`` naming this client's collection."""
-        return "wenda" if self.collection_name == _DEFAULT else f"wenda/{self.collection_name}"
+        return "wenda" if self.collection_name == DEFAULT else f"wenda/{self.collection_name}"
 
     def _path(self, route: str) -> str:
         """A collection route: today's ``/documents``, ``/jobs`` for the default collection (so
         servers from before collections keep working), ``/collections/{name}/...`` for others."""
-        if self.collection_name == _DEFAULT:
+        if self.collection_name == DEFAULT:
             return route
         return f"/collections/{quote(self.collection_name, safe='')}{route}"
 
@@ -285,7 +284,7 @@ class LocalClient:
     directly. ``index`` is collection ``collection``'s (under ``settings.index_dir``)."""
 
     def __init__(self, index: Index, settings: Settings, generator: Generator | None = None,
-                 collection: str = _DEFAULT, reader: Judge | None = None) -> None:
+                 collection: str = DEFAULT, reader: Judge | None = None) -> None:
         self.index, self.settings, self.generator = index, settings, generator
         self.collection_name, self.reader = collection, reader
 

@@ -20,6 +20,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from rag.answer.retrieve import make_query, retrieve
+from rag.store.collections import DEFAULT, open_collection
 from rag.store.filters import Filter
 from rag.store.index import Index
 from rag.text.normalize import to_simplified
@@ -41,7 +42,7 @@ class WendaRetriever(BaseRetriever):
         self._where = Filter.parse(filter) or None
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, collection: str = "default",
+    def from_settings(cls, settings: Settings | None = None, *, collection: str = DEFAULT,
                       top_k: int | None = None,
                       filter: Filter | Mapping[str, Any] | None = None) -> WendaRetriever:
         """Over collection ``collection`` under ``settings.index_dir`` (``Settings()`` from the
@@ -50,7 +51,6 @@ class WendaRetriever(BaseRetriever):
         from rag.bootstrap import open_index
         from rag.config import Settings
         from rag.models.embed import load_embedder
-        from rag.store.collections import DEFAULT, open_collection
 
         settings = settings or Settings()
         index = (open_index(settings) if collection == DEFAULT else

@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import InputError, NotFoundError
-from rag.models.embed import Embedder
 from rag.store.durable import locked
-from rag.store.index import Index
+
+if TYPE_CHECKING:  # the index (numpy, FAISS) loads when a collection is opened, not to name one
+    from rag.models.embed import Embedder
+    from rag.store.index import Index
 
 __all__ = ["DEFAULT", "NAME_PATTERN", "check_name", "collection_dir", "create_collection",
            "drop_collection", "exists", "list_collections", "open_collection"]
@@ -57,6 +60,8 @@ def open_collection(index_dir: Path, name: str, embedder: Embedder, *, create: b
     """The collection's index; a missing one is ``NotFoundError`` unless ``create``."""
     if not create and not exists(index_dir, name):
         raise NotFoundError(f"no collection {name!r}")
+    from rag.store.index import Index
+
     return Index.open(collection_dir(index_dir, name), embedder)
 
 
