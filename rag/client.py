@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from rag.answer.generate import Generator
     from rag.answer.reading import Judge
     from rag.config import Settings
-    from rag.store.index import Index
+    from rag.store.backend import SearchBackend
 
 __all__ = ["APIError", "AuthError", "Client", "ForbiddenError", "LocalClient", "split_messages"]
 
@@ -283,7 +283,7 @@ class LocalClient:
     """``Client``'s API in-process: calls ``rag.qa``, ``rag.ingest`` and ``rag.store.collections``
     directly. ``index`` is collection ``collection``'s (under ``settings.index_dir``)."""
 
-    def __init__(self, index: Index, settings: Settings, generator: Generator | None = None,
+    def __init__(self, index: SearchBackend, settings: Settings, generator: Generator | None = None,
                  collection: str = DEFAULT, reader: Judge | None = None) -> None:
         self.index, self.settings, self.generator = index, settings, generator
         self.collection_name, self.reader = collection, reader
@@ -302,7 +302,7 @@ class LocalClient:
         ``create_collection``); the embedder and generator are shared, not loaded again."""
         from rag.store.collections import open_collection
 
-        index = open_collection(self.settings.index_dir, name, self.index.embedder)
+        index = open_collection(self.settings.location(), name, self.index.embedder)
         return LocalClient(index, self.settings, self.generator, name, self.reader)
 
     def collections(self) -> list[dict[str, Any]]:
@@ -311,19 +311,19 @@ class LocalClient:
         from rag.store.collections import list_collections
 
         return [{**_summary(self.collection(name).index, name), "rights": list(RIGHTS)}
-                for name in list_collections(self.settings.index_dir)]
+                for name in list_collections(self.settings.location())]
 
     def create_collection(self, name: str) -> dict[str, Any]:
         """A new, empty collection (``InputError`` if it exists): ``{"name", "documents", "chunks"}``."""
         from rag.store.collections import create_collection
 
-        return _summary(create_collection(self.settings.index_dir, name, self.index.embedder), name)
+        return _summary(create_collection(self.settings.location(), name, self.index.embedder), name)
 
     def drop_collection(self, name: str) -> None:
         """Delete collection ``name`` and every document in it (the default one cannot be dropped)."""
         from rag.store.collections import drop_collection
 
-        drop_collection(self.settings.index_dir, name)
+        drop_collection(self.settings.location(), name)
 
     # ---- the API -----------------------------------------------------------------------------
     def _kwargs(self, top_k: int | None = None, filter: FilterLike = None) -> dict[str, Any]:
@@ -379,6 +379,6 @@ class LocalClient:
         self.close()
 
 
-def _summary(index: Index, name: str) -> dict[str, Any]:
+def _summary(index: SearchBackend, name: str) -> dict[str, Any]:
     stats = index.stats()
     return {"name": name, "documents": stats["documents"], "chunks": stats["chunks"]}

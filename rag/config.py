@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
 from rag.loaders import Limits
+from rag.store.collections import Location
 
 __all__ = ["Settings", "get_settings"]
 
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore")
 
     index_dir: Path = Path(".rag")
+    # where the collections live: "local" (SQLite + FAISS + bm25s under index_dir) or "postgres"
+    # (PostgreSQL with pgvector at database_url, shared by every replica; uploads stay in index_dir)
+    backend: Literal["local", "postgres"] = "local"
+    database_url: str | None = None  # postgresql://user:password@host:5432/db (never logged)
     seeds_dir: Path = Path("seeds")
     embedder: str = Field("e5", min_length=1)  # "e5" | "use" | "hash" | a sentence-transformers folder
     top_k: int = Field(5, ge=1)
@@ -85,7 +90,14 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.top_k > self.max_top_k:
             raise ValueError(f"{_PREFIX}TOP_K={self.top_k} is above {_PREFIX}MAX_TOP_K={self.max_top_k}")
+        if self.backend == "postgres" and not self.database_url:
+            raise ValueError(f"{_PREFIX}BACKEND=postgres needs {_PREFIX}DATABASE_URL "
+                             "(postgresql://user:password@host:5432/db)")
         return self
+
+    def location(self) -> Location:
+        """Where the collections live (``rag.store.collections``)."""
+        return Location(self.index_dir, self.database_url if self.backend == "postgres" else None)
 
 
     def limits(self) -> Limits:

@@ -20,9 +20,9 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from rag.answer.retrieve import make_query, retrieve
+from rag.store.backend import SearchBackend
 from rag.store.collections import DEFAULT, open_collection
 from rag.store.filters import Filter
-from rag.store.index import Index
 from rag.text.normalize import to_simplified
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class WendaRetriever(BaseRetriever):
     """The ``top_k`` best passages of ``index`` for a query, as llama-index nodes; ``filter`` (a
     ``Filter`` or its JSON dict) limits the documents they may come from."""
 
-    def __init__(self, index: Index, top_k: int = 5,
+    def __init__(self, index: SearchBackend, top_k: int = 5,
                  filter: Filter | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self._index, self._top_k = index, top_k
@@ -54,7 +54,7 @@ class WendaRetriever(BaseRetriever):
 
         settings = settings or Settings()
         index = (open_index(settings) if collection == DEFAULT else
-                 open_collection(settings.index_dir, collection, load_embedder(settings.embedder)))
+                 open_collection(settings.location(), collection, load_embedder(settings.embedder)))
         return cls(index, settings.top_k if top_k is None else top_k, filter)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -22,10 +22,10 @@ from rag.errors import InputError, RagError
 from rag.loaders import where
 from rag.schema import Answer, Message
 from rag.schema import Passage as PassageOut
+from rag.store.backend import SearchBackend
 from rag.store.filters import Filter
-from rag.store.index import Index
 from rag.text.injection import flag_passage, strip_flagged
-from rag.text.lexical import Lexicon, agent_verb, coverage, question_weights, tokenize
+from rag.text.lexical import TermStats, agent_verb, coverage, question_weights, tokenize
 from rag.text.normalize import has_cjk, is_traditional, to_simplified, to_traditional
 
 __all__ = ["MIN_COVERAGE", "MIN_DENSE", "ask", "condense", "stream_ask"]
@@ -100,7 +100,7 @@ def _ordinals(question: str) -> list[re.Pattern[str]]:
     return out
 
 
-def _supported(question: str, hits: list[Hit], weights: dict[str, float], lexicon: Lexicon,
+def _supported(question: str, hits: list[Hit], weights: dict[str, float], lexicon: TermStats,
                refuse_below: float | None, *, bridged: bool = False) -> bool:
     """Is there enough evidence to answer? (Else refuse without generating.)"""
     if not hits:
@@ -141,7 +141,7 @@ class _Options:
 class _Run:
     """One question's state while it goes through the pipeline."""
 
-    def __init__(self, index: Index, question: str, opts: _Options) -> None:
+    def __init__(self, index: SearchBackend, question: str, opts: _Options) -> None:
         self.t0 = time.perf_counter()
         self.index = index
         top_k, history, generator = opts.top_k, opts.history, opts.generator
@@ -218,7 +218,7 @@ class _Run:
         return where(stored.pages, offset, stored.media_type)
 
     def _tags(self, doc_id: str) -> list[str]:
-        doc = self.index.loaded.docs.get(doc_id)
+        doc = self.index.document_tags(doc_id)
         return list(doc.tags) if doc else []
 
     def finish(self, draft: Draft | None) -> Answer:
@@ -262,7 +262,7 @@ class _Run:
                       fallback=draft.fallback if draft else None)
 
 
-def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
+def ask(index: SearchBackend, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
         generator: Generator | None = None, max_question_chars: int = 2000,
         refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
         rescore: bool = True, where: Filter | None = None, reader: Judge | None = None) -> Answer:
@@ -279,7 +279,7 @@ def ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Messag
     return run.finish(run.draft())
 
 
-def stream_ask(index: Index, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
+def stream_ask(index: SearchBackend, question: str, *, top_k: int = 5, history: Sequence[Message] = (),
                generator: Generator | None = None, max_question_chars: int = 2000,
                refuse_below: float | None = None, use_dense: bool = True, use_lexical: bool = True,
                rescore: bool = True, where: Filter | None = None, reader: Judge | None = None

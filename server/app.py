@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.answer.generate import Generator
 from rag.config import Settings, get_settings
-from rag.store.index import Index
+from rag.store.backend import SearchBackend
 from server.deps import State
 from server.errors import install as install_errors
 from server.limits import BodyLimit, header_timeout_protocol
@@ -43,7 +43,7 @@ def _load(state: State) -> None:
     _warm(state.index)
 
 
-def _warm(index: Index) -> None:
+def _warm(index: SearchBackend) -> None:
     """Ask in Chinese and in English before serving, so what the query path loads on first use
     (jieba's dictionary and tagger, the cross-lingual dictionary, the embedder's first run) is loaded
     here, once: under 50 concurrent first requests each thread loaded its own copy, and the first
@@ -56,7 +56,7 @@ def _warm(index: Index) -> None:
         ask(index, question, generator=extractive)
 
 
-def create_app(settings: Settings | None = None, index: Index | None = None,
+def create_app(settings: Settings | None = None, index: SearchBackend | None = None,
                generator: Generator | None = None) -> FastAPI:
     """The wenda HTTP app. Whatever is not passed in is loaded once, at startup."""
     state = State(settings or get_settings(), index, generator)

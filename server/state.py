@@ -25,6 +25,7 @@ from rag.config import Settings
 from rag.errors import IndexStateError, NotFoundError
 from rag.ingest.jobs import FINISHED, JobRunner
 from rag.models.embed import Embedder
+from rag.store.backend import SearchBackend
 from rag.store.collections import (
     DEFAULT,
     check_name,
@@ -34,7 +35,6 @@ from rag.store.collections import (
     list_collections,
     open_collection,
 )
-from rag.store.index import Index
 from server.access import Access, no_collection
 from server.errors import ApiError
 
@@ -49,14 +49,14 @@ class Collection:
     ``index``; readers take snapshots of it, so a reload meanwhile never changes what they read."""
 
     name: str
-    index: Index
+    index: SearchBackend
     write_lock: threading.Lock
     jobs: JobRunner
     _users: int = field(default=0, init=False, repr=False)
     _retired: bool = field(default=False, init=False, repr=False)
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 
-    def snapshot(self) -> Index:
+    def snapshot(self) -> SearchBackend:
         """The index one request reads. First, unless a write is in flight (readers never wait
         for a writer), it is reloaded if another process (``rag ingest``) committed a change."""
         if self.write_lock.acquire(blocking=False):
@@ -66,7 +66,7 @@ class Collection:
                 self.write_lock.release()
         return self.index.snapshot()
 
-    def current(self) -> Index:
+    def current(self) -> SearchBackend:
         """Like ``snapshot``, but waits a moment for a commit in flight (not for a whole job,
         which holds the lock for minutes): a snapshot matching the docstore."""
         waited = self.write_lock.acquire(timeout=1.0)
@@ -109,7 +109,7 @@ class Collection:
 @dataclass
 class State:
     settings: Settings
-    index: Index | None = None  # the default collection's (given, or opened at startup)
+    index: SearchBackend | None = None  # the default collection's (given, or opened at startup)
     generator: Generator | None = None
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # the default collection's
     drain_s: float = 60.0  # how long a drop waits for the requests reading the collection
@@ -122,7 +122,7 @@ class State:
     def __post_init__(self) -> None:
         self.access = Access(self.settings.api_key, self.settings.keys_file)
 
-    def loaded_index(self) -> Index:
+    def loaded_index(self) -> SearchBackend:
         if self.index is None:
             raise IndexStateError("the index is not loaded yet")
         return self.index
@@ -132,7 +132,7 @@ class State:
 
     def names(self) -> list[str]:
         """Every collection's name, ``default`` first."""
-        return list_collections(self.settings.index_dir)
+        return list_collections(self.settings.location())
 
     def collection(self, name: str) -> Collection:
         """The collection ``name``, opened on first use (``NotFoundError`` if there is none,
@@ -143,7 +143,7 @@ class State:
         if dropping:
             raise NotFoundError(no_collection(name))
         if found is not None:
-            if name == DEFAULT or exists(self.settings.index_dir, name):
+            if name == DEFAULT or exists(self.settings.location(), name):
                 return found
             self._forget(found)  # dropped by another process
         made = self._make(name)
@@ -152,11 +152,11 @@ class State:
                 raise NotFoundError(no_collection(name))
             return self._open.setdefault(name, made)
 
-    def _make(self, name: str, index: Index | None = None) -> Collection:
+    def _make(self, name: str, index: SearchBackend | None = None) -> Collection:
         if name == DEFAULT:
             index, lock = self.loaded_index(), self.write_lock
         else:
-            index = index or open_collection(self.settings.index_dir, name, self.embedder())
+            index = index or open_collection(self.settings.location(), name, self.embedder())
             lock = threading.Lock()
         s = self.settings
         return Collection(name, index, lock,
@@ -172,9 +172,9 @@ class State:
         """A new, empty collection: 409 ``exists`` if there is one by that name."""
         check_name(name)
         with self._admin:
-            if exists(self.settings.index_dir, name):
+            if exists(self.settings.location(), name):
                 raise ApiError(409, "exists", f"collection {name!r} exists already")
-            made = self._make(name, create_collection(self.settings.index_dir, name, self.embedder()))
+            made = self._make(name, create_collection(self.settings.location(), name, self.embedder()))
             with self._mutex:
                 self._open[name] = made
         return made
@@ -188,7 +188,7 @@ class State:
                 self._dropping.add(name)
             try:
                 if coll is None:
-                    drop_collection(self.settings.index_dir, name)
+                    drop_collection(self.settings.location(), name)
                     return
                 coll.retire()
                 coll.cancel_jobs()
@@ -196,7 +196,7 @@ class State:
                     log.warning("dropping collection %r while requests still read it", name)
                 coll.cancel_jobs()  # one submitted by a request that was still running
                 with coll.write_lock:
-                    drop_collection(self.settings.index_dir, name)
+                    drop_collection(self.settings.location(), name)
             finally:
                 with self._mutex:
                     self._dropping.discard(name)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.store.backend import SearchBackend
 from rag.store.filters import Filter
-from rag.store.index import Index
 from rag.text.chunk import Chunk
 from rag.text.crosslingual import bridge
 from rag.text.lexical import ALTERNATIVE, coverage, longest_run, question_weights, tokenize
@@ -53,7 +53,7 @@ class Query:
     weights: dict[str, float] = field(default_factory=dict)
     bridged: bool = False  # weights are Chinese alternatives for a question in another language
     dense: list[tuple[int, float]] | None = None  # the dense candidates, if already searched
-    allowed: np.ndarray | None = None  # the chunk ids a filter allows (None: all)
+    where: Filter | None = None  # what the question may draw on (None: everything)
 
 
 @dataclass(frozen=True)
@@ -65,41 +65,43 @@ class Hit:
     lexical: float  # BM25 score (0 when not among the lexical candidates)
 
 
-def make_query(index: Index, normalized_question: str, where: Filter | None = None) -> Query:
+def make_query(index: SearchBackend, normalized_question: str, where: Filter | None = None) -> Query:
     """The question ready for ``retrieve``, searching only what ``where`` allows. A question
     without Chinese over a collection with Chinese is bridged (``rag.text.crosslingual``): its weights
     are groups of Chinese alternatives and its BM25 tokens are theirs."""
     vector = index.embedder.embed_queries([normalized_question])[0]
-    allowed = index.chunk_ids(where)
     dense = None
     if not has_cjk(normalized_question) and len(index):
-        dense = index.dense_search(vector, POOL, allowed)  # retrieve reuses these candidates
+        dense = index.dense_search(vector, POOL, where)  # retrieve reuses these candidates
         candidates = [index.chunks[i].text for i, _ in dense]
         if has_cjk("".join(candidates)) and (weights := bridge(normalized_question, index.lexicon,
                                                                candidates)):
             tokens = [t for key in weights for a in key.split(ALTERNATIVE) for t in tokenize(a)]
             return Query(normalized_question, tokens, vector, weights, bridged=True, dense=dense,
-                         allowed=allowed)
+                         where=where)
     tokens = tokenize(normalized_question)
     return Query(normalized_question, tokens, vector,
                  question_weights(index.lexicon, tokens, normalized_question), dense=dense,
-                 allowed=allowed)
+                 where=where)
 
 
-def retrieve(index: Index, query: Query, k: int, *, use_dense: bool = True,
+def retrieve(index: SearchBackend, query: Query, k: int, *, use_dense: bool = True,
              use_lexical: bool = True, rescore: bool = True) -> list[Hit]:
     """The ``k`` best chunks for ``query`` (among those its filter allows), best first."""
-    allowed = query.allowed
+    where = query.where
     if use_dense:
         dense = dict(query.dense if query.dense is not None
-                     else index.dense_search(query.vector, POOL, allowed))
+                     else index.dense_search(query.vector, POOL, where))
     else:
         dense = {}
-    lexical = dict(index.lexical_search(query.tokens, POOL, allowed)) if use_lexical else {}
+    lexical = dict(index.lexical_search(query.tokens, POOL, where)) if use_lexical else {}
     ids = list(dense.keys() | lexical.keys())
     if not ids:
         return []
-    cos = np.array([dense[i] if i in dense else float(index.vector(i) @ query.vector) for i in ids]
+    missing = [i for i in ids if i not in dense] if use_dense else []
+    other = dict(zip(missing, (index.vectors(missing) @ query.vector).tolist(), strict=True)
+                 ) if missing else {}
+    cos = np.array([dense[i] if i in dense else other[i] for i in ids]
                    if use_dense else np.zeros(len(ids)))
     bm = np.array([lexical.get(i, 0.0) for i in ids])
     score = bm / bm.max() if bm.max() > 0 else np.zeros_like(bm)

@@ -4,8 +4,9 @@ Unchanged documents (same sha256) cost nothing, and an unchanged file (``SourceF
 bytes) is not even parsed; a changed one has its chunks replaced (chunks whose text did not change
 keep their stored vectors); with ``prune`` every document not in the input is deleted. A file that
 cannot be parsed is reported in ``failed`` and changes nothing (its stored version, if any, stays,
-even with ``prune``). All writes land in one SQLite transaction, under an exclusive file lock. When
-nothing changed, nothing is written and nothing reloaded (unless another writer committed).
+even with ``prune``). All writes land in one transaction of the index's backend (``commit``), under
+its writer lock. When nothing changed, nothing is written and nothing reloaded (unless another
+writer committed).
 
 A caller can bound the work (``max_chunks``: more chunks to write → ``DocumentTooLargeError``
 before any embedding) and stop it (``cancelled()`` is checked between embedding batches and
@@ -14,11 +15,9 @@ before the commit → ``IngestCancelled``); either way the index is left as it w
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,17 @@ import numpy as np
 from rag.errors import DocumentError, DocumentTooLargeError, IngestCancelled
 from rag.ingest.documents import Document, Skipped, SourceFile, find_files
 from rag.loaders import Limits
-from rag.store.durable import locked
+from rag.store.backend import Change, SearchBackend, Source, text_sha
 from rag.store.filters import clean_tags
-from rag.store.index import Index, pages_to_json
 from rag.text.chunk import Chunk, chunk_document
-from rag.text.lexical import tokenize
-from rag.text.normalize import Normalized, normalize
+from rag.text.normalize import normalize
 
-__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths"]
+__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths", "plan"]
 
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
 Reading = Callable[[int, int, str], None]  # (done, total, path) files parsed
 Cancelled = Callable[[], bool]  # true once the caller wants the ingest stopped
+Embed = Callable[[SearchBackend, list[Chunk], "IngestReport"], np.ndarray]  # vectors for chunks
 
 
 @dataclass
@@ -59,31 +57,21 @@ class IngestReport:
         return bool(self.added or self.updated or self.removed or self.retagged)
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
 def _check_cancelled(cancelled: Cancelled | None) -> None:
     if cancelled is not None and cancelled():
         raise IngestCancelled("cancelled: the index was left as it was")
 
 
-def _embed(index: Index, chunks: list[Chunk], batch: int, progress: Progress | None,
+def _embed(index: SearchBackend, chunks: list[Chunk], batch: int, progress: Progress | None,
            report: IngestReport, cancelled: Cancelled | None = None) -> np.ndarray:
     """Vectors for ``chunks``, reusing stored vectors of identical chunk text."""
-    shas = [_sha(c.text) for c in chunks]
-    known: dict[str, bytes] = {}
-    with index.connect() as db:
-        for i in range(0, len(shas), 500):
-            part = shas[i:i + 500]
-            marks = ",".join("?" * len(part))
-            known.update(db.execute(
-                f"SELECT text_sha, vector FROM chunks WHERE text_sha IN ({marks})", part))
+    shas = [text_sha(c.text) for c in chunks]
+    known = index.known_vectors(shas)
     vectors = np.zeros((len(chunks), index.embedder.dim), dtype=np.float32)
     todo = [i for i, s in enumerate(shas) if s not in known]
     for i, s in enumerate(shas):
         if s in known:
-            vectors[i] = np.frombuffer(known[s], dtype=np.float32)
+            vectors[i] = known[s]
     report.chunks_reused += len(chunks) - len(todo)
     if progress and todo:
         progress(0, len(todo))
@@ -103,7 +91,7 @@ def _tagged(doc: Document, tags: tuple[str, ...] | None, stored: tuple[str, ...]
     return replace(doc, tags=clean_tags([*doc.tags, *(stored if tags is None else tags)]))
 
 
-def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, str, tuple[str, ...]]],
+def _parse(items: Sequence[Document | SourceFile], stored: dict[str, Source],
            limits: Limits | None, reading: Reading | None, report: IngestReport,
            rehashed: list[tuple[str, str]], tags: tuple[str, ...] | None) -> list[Document]:
     """The documents that changed: files whose bytes (and tags) are unchanged are skipped
@@ -112,7 +100,7 @@ def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, 
     document whose text is unchanged but whose tags are not lands in ``report.retagged``."""
     changed: list[Document] = []
     for i, item in enumerate(items):
-        sha, source_sha, had = stored.get(item.doc_id, ("", "", ()))
+        sha, source_sha, had = astuple(stored.get(item.doc_id, Source("", "", ())))
         if isinstance(item, SourceFile):
             if item.sha256 == source_sha and (tags is None or had == tags):
                 report.skipped.append(item.doc_id)
@@ -141,60 +129,63 @@ def _parse(items: Sequence[Document | SourceFile], stored: dict[str, tuple[str, 
     return changed
 
 
-def ingest(index: Index, documents: Sequence[Document | SourceFile], *, prune: bool = False,
+def ingest(index: SearchBackend, documents: Sequence[Document | SourceFile], *, prune: bool = False,
            chunk_size: int = 240, overlap: int = 1, batch: int = 32,
            progress: Progress | None = None, limits: Limits | None = None,
            reading: Reading | None = None, max_chunks: int | None = None,
-           cancelled: Cancelled | None = None, tags: Sequence[str] | None = None) -> IngestReport:
+           cancelled: Cancelled | None = None, tags: Sequence[str] | None = None,
+           embed: Embed | None = None) -> IngestReport:
     """Make the index hold ``documents``; see the module docstring. Reloads ``index`` if changed.
 
     ``tags`` replace the documents' given tags (their front matter's stay); without it, a
-    changed document keeps the tags it had."""
+    changed document keeps the tags it had. ``embed`` replaces the in-process embedding (the
+    Ray path: ``rag.ingest.distributed``); it gets the chunks no stored vector covers."""
     started = time.perf_counter()
     report = IngestReport()
-    with locked(index.directory):
-        with index.connect() as db:
-            stored = {d: (sha, src, tuple(json.loads(t))) for d, sha, src, t in
-                      db.execute("SELECT doc_id, sha256, source_sha256, tags FROM documents")}
-        todo: list[tuple[Document, Normalized, list[Chunk]]] = []
-        rehashed: list[tuple[str, str]] = []
-        given = None if tags is None else clean_tags(tags)
-        retag: list[Document] = []
-        for doc in _parse(documents, stored, limits, reading, report, rehashed, given):
-            if doc.doc_id in report.retagged:
-                retag.append(doc)
-                continue
-            (report.updated if doc.doc_id in stored else report.added).append(doc.doc_id)
-            norm = normalize(doc.text)
-            todo.append((doc, norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)))
-        if prune:
-            keep = {d.doc_id for d in documents}  # a file that failed to parse keeps its old version
-            report.removed = sorted(d for d in stored if d not in keep)
-        all_chunks = [c for _, _, cs in todo for c in cs]
-        if max_chunks is not None and len(all_chunks) > max_chunks:
-            raise DocumentTooLargeError(
-                f"{', '.join(d.doc_id for d, _, _ in todo[:3])}: {len(all_chunks)} chunks to write, over"
-                f" the limit of {max_chunks} per ingest (RAG_MAX_JOB_CHUNKS); split the document")
-        vectors = _embed(index, all_chunks, batch, progress, report, cancelled)
-        _check_cancelled(cancelled)
-        if rehashed:  # the same content: no new generation, readers need not reload
-            with index.connect() as db, db:
-                db.executemany("UPDATE documents SET source_sha256=? WHERE doc_id=?", rehashed)
-        if retag:  # the commit below bumps the generation
-            with index.connect() as db, db:
-                db.executemany("UPDATE documents SET tags=?, source_sha256=? WHERE doc_id=?",
-                               [(json.dumps(d.tags, ensure_ascii=False),
-                                 d.source_sha256 or stored[d.doc_id][1], d.doc_id) for d in retag])
-        if report.changed:
-            _commit(index, todo, all_chunks, vectors, report)
-            index.reload()
+    with index.writing():
+        change = plan(index, documents, report, prune=prune, chunk_size=chunk_size,
+                      overlap=overlap, limits=limits, reading=reading, max_chunks=max_chunks,
+                      tags=tags)
+        if embed is None:
+            change.vectors = _embed(index, change.chunks(), batch, progress, report, cancelled)
         else:
-            index.refresh()
+            change.vectors = embed(index, change.chunks(), report)
+        _check_cancelled(cancelled)
+        index.commit(change)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def ingest_paths(index: Index, paths: Sequence[str | Path], **options: Any
+def plan(index: SearchBackend, documents: Sequence[Document | SourceFile], report: IngestReport, *,
+         prune: bool = False, chunk_size: int = 240, overlap: int = 1, limits: Limits | None = None,
+         reading: Reading | None = None, max_chunks: int | None = None,
+         tags: Sequence[str] | None = None) -> Change:
+    """What ``ingest`` will commit, vectors aside: parsed, normalized and chunked changed
+    documents, the removed ones, the retagged and rehashed ones (call under ``index.writing()``)."""
+    stored = index.sources()
+    change = Change()
+    given = None if tags is None else clean_tags(tags)
+    for doc in _parse(documents, stored, limits, reading, report, change.rehashed, given):
+        if doc.doc_id in report.retagged:
+            change.retagged.append((doc.doc_id, doc.tags,
+                                    doc.source_sha256 or stored[doc.doc_id].source_sha256))
+            continue
+        (report.updated if doc.doc_id in stored else report.added).append(doc.doc_id)
+        norm = normalize(doc.text)
+        change.added.append((doc, norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)))
+    if prune:
+        keep = {d.doc_id for d in documents}  # a file that failed to parse keeps its old version
+        report.removed = sorted(d for d in stored if d not in keep)
+    change.removed = [*report.updated, *report.removed]
+    n = len(change.chunks())
+    if max_chunks is not None and n > max_chunks:
+        raise DocumentTooLargeError(
+            f"{', '.join(d.doc_id for d, _, _ in change.added[:3])}: {n} chunks to write, over"
+            f" the limit of {max_chunks} per ingest (RAG_MAX_JOB_CHUNKS); split the document")
+    return change
+
+
+def ingest_paths(index: SearchBackend, paths: Sequence[str | Path], **options: Any
                  ) -> tuple[list[SourceFile], IngestReport]:
     """``ingest`` of the files under ``paths`` (found and named by ``find_files``); the files
     passed over while finding them (unsupported types, taken names) lead ``report.failed``."""
@@ -204,45 +195,7 @@ def ingest_paths(index: Index, paths: Sequence[str | Path], **options: Any
     return files, report
 
 
-def _commit(index: Index, todo: list[tuple[Document, Normalized, list[Chunk]]],
-            chunks: list[Chunk], vectors: np.ndarray, report: IngestReport) -> None:
-    now = time.time()
-    with index.connect() as db, db:
-        for doc_id in [*report.updated, *report.removed]:
-            db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-            db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
-        db.executemany(
-            "INSERT INTO documents(doc_id, path, sha256, text, ntext, origin, ingested_at, source,"
-            " title, media_type, pages, source_sha256, tags)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(doc.doc_id, doc.path, doc.sha256, doc.text, norm.text,
-              np.asarray(norm.origin, dtype=np.int32).tobytes(), now, doc.source or doc.path,
-              doc.title, doc.media_type, pages_to_json(doc.pages), doc.source_sha256,
-              json.dumps(doc.tags, ensure_ascii=False))
-             for doc, norm, _ in todo])
-        db.executemany(
-            "INSERT INTO chunks(doc_id, ordinal, text, ostart, oend, nstart, nend, tokens, text_sha,"
-            " vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.doc_id, c.ordinal, c.text, c.start, c.end, c.nstart, c.nend,
-              " ".join(tokenize(c.text)), _sha(c.text), vectors[i].tobytes())
-             for i, c in enumerate(chunks)])
-        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
-
-
-def delete_documents(index: Index, doc_ids: Sequence[str]) -> list[str]:
+def delete_documents(index: SearchBackend, doc_ids: Sequence[str]) -> list[str]:
     """Remove documents by id; returns the ids that existed. Reloads ``index`` if any did."""
-    with locked(index.directory):
-        with index.connect() as db, db:
-            gone = [d for d in doc_ids
-                    if db.execute("SELECT 1 FROM documents WHERE doc_id=?", (d,)).fetchone()]
-            for doc_id in gone:
-                db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-                db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
-            if gone:
-                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1"
-                           " WHERE key='generation'")
-        if gone:
-            index.reload()
-        else:
-            index.refresh()
-    return gone
+    with index.writing():
+        return index.delete(doc_ids)

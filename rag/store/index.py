@@ -22,7 +22,7 @@ import copy
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -31,79 +31,21 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IncompatibleIndexError, IndexStateError, NotFoundError
-from rag.loaders import Page
+from rag.errors import IndexStateError, NotFoundError
 from rag.models.embed import Embedder
-from rag.store.durable import atomic_write, sweep_temp_files
+from rag.store import docstore
+from rag.store.backend import Change, DocumentInfo, Source, StoredDocument
+from rag.store.docstore import SCHEMA_VERSION, pages_from_json, pages_to_json
+from rag.store.durable import atomic_write, locked, sweep_temp_files
 from rag.store.filters import DocumentTags, Filter
 from rag.text.chunk import Chunk
 from rag.text.lexical import Lexicon
 from rag.text.normalize import Normalized
 
 __all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "Loaded", "StoredDocument", "build_faiss",
-           "pages_from_json", "pages_to_json"]
+           "pages_from_json", "pages_to_json"]  # the docstore's names, re-exported
 
-SCHEMA_VERSION = 1
 HNSW_ABOVE = 200_000  # chunks; below this an exact flat index is fast enough
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents(
-    doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL,
-    ntext TEXT NOT NULL, origin BLOB NOT NULL, ingested_at REAL NOT NULL,
-    source TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '',
-    media_type TEXT NOT NULL DEFAULT 'text/plain', pages TEXT NOT NULL DEFAULT '[]',
-    source_sha256 TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]');
-CREATE TABLE IF NOT EXISTS chunks(
-    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
-    ordinal INTEGER NOT NULL, text TEXT NOT NULL, ostart INTEGER NOT NULL, oend INTEGER NOT NULL,
-    nstart INTEGER NOT NULL, nend INTEGER NOT NULL, tokens TEXT NOT NULL, text_sha TEXT NOT NULL,
-    vector BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-CREATE INDEX IF NOT EXISTS chunks_sha ON chunks(text_sha);
-"""
-# Columns added since schema 1 (documents from files other than text): an older index gains them
-# with their defaults when opened, so it keeps working without a rebuild.
-_ADDED_COLUMNS = {
-    "source": "TEXT NOT NULL DEFAULT ''", "title": "TEXT NOT NULL DEFAULT ''",
-    "media_type": "TEXT NOT NULL DEFAULT 'text/plain'", "pages": "TEXT NOT NULL DEFAULT '[]'",
-    "source_sha256": "TEXT NOT NULL DEFAULT ''", "tags": "TEXT NOT NULL DEFAULT '[]'",
-}
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    doc_id: str
-    path: str
-    sha256: str
-    chars: int
-    chunks: int
-    source: str = ""
-    title: str = ""
-    media_type: str = "text/plain"
-    pages: int = 0  # pages or slides; 0 for formats without pages
-    tags: tuple[str, ...] = ()
-    ingested_at: float = 0.0  # seconds since the epoch
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    """One document as the index keeps it: original text, its normalized form, page table."""
-
-    text: str
-    normalized: Normalized
-    pages: tuple[Page, ...] = ()
-    media_type: str = "text/plain"
-    title: str = ""
-
-
-def pages_to_json(pages: tuple[Page, ...]) -> str:
-    return json.dumps([[p.start, p.number, p.label] if p.label else [p.start, p.number]
-                       for p in pages], ensure_ascii=False, separators=(",", ":"))
-
-
-def pages_from_json(raw: str) -> tuple[Page, ...]:
-    return tuple(Page(*row) for row in json.loads(raw or "[]"))
 
 
 @dataclass(frozen=True)
@@ -118,6 +60,7 @@ class Loaded:
     document: Callable[[str], StoredDocument]  # doc_id -> what is stored of it, cached
     docs: dict[str, DocumentTags] = field(default_factory=dict)  # what filters look at
     by_doc: dict[str, np.ndarray] = field(default_factory=dict)  # doc_id -> its chunk ids
+    selections: dict[Filter, np.ndarray | None] = field(default_factory=dict)  # Filter -> chunk ids
 
 
 class Index:
@@ -175,28 +118,7 @@ class Index:
             db.close()
 
     def _check_meta(self, db: sqlite3.Connection) -> None:
-        with db:
-            db.executescript(_SCHEMA)
-            have = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
-            for column, spec in _ADDED_COLUMNS.items():
-                if column not in have:
-                    db.execute(f"ALTER TABLE documents ADD COLUMN {column} {spec}")
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            if not meta:
-                db.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("schema_version", str(SCHEMA_VERSION)), ("embedder", self.embedder.name),
-                    ("dim", str(self.embedder.dim)), ("generation", "0")])
-                return
-        if meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise IncompatibleIndexError(
-                f"the index in {self.directory} was made by schema version "
-                f"{meta.get('schema_version')}, this wenda reads {SCHEMA_VERSION}: "
-                "rebuild it with `rag ingest --rebuild`")
-        if meta.get("embedder") != self.embedder.name:
-            raise IncompatibleIndexError(
-                f"the index in {self.directory} was built with embedder {meta.get('embedder')!r}, "
-                f"not {self.embedder.name!r}: set RAG_EMBEDDER={meta.get('embedder')} or rebuild "
-                "with `rag ingest --rebuild`")
+        docstore.check_meta(db, self.embedder.name, self.embedder.dim, str(self.directory))
 
     def current_generation(self) -> int:
         with self.connect() as db:
@@ -303,6 +225,42 @@ class Index:
                 "chunks": len(loaded.chunks), "embedder": self.embedder.name, "dim": self.embedder.dim,
                 "generation": loaded.generation, "directory": str(self.directory)}
 
+    def document_tags(self, doc_id: str) -> DocumentTags | None:
+        return self.loaded.docs.get(doc_id)
+
+    # ---- writing -----------------------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """The one writer of this index (a file lock: other processes' writers wait)."""
+        with locked(self.directory):
+            yield
+
+    def sources(self) -> dict[str, Source]:
+        with self.connect() as db:
+            return docstore.sources(db)
+
+    def known_vectors(self, text_shas: Sequence[str]) -> dict[str, np.ndarray]:
+        with self.connect() as db:
+            return docstore.known_vectors(db, text_shas)
+
+    def commit(self, change: Change) -> None:
+        """One SQLite transaction; reloads when readers would see a difference."""
+        with self.connect() as db, db:
+            docstore.write(db, change)
+        if change.visible:
+            self.reload()
+        else:
+            self.refresh()
+
+    def delete(self, doc_ids: Sequence[str]) -> list[str]:
+        with self.connect() as db, db:
+            gone = docstore.delete(db, doc_ids)
+        if gone:
+            self.reload()
+        else:
+            self.refresh()
+        return gone
+
     # ---- searching ---------------------------------------------------------------------------
     def chunk_ids(self, where: Filter | None) -> np.ndarray | None:
         """The ids of the chunks a filter allows, sorted (None: no filter, every chunk)."""
@@ -316,12 +274,24 @@ class Index:
         parts = [loaded.by_doc[d.doc_id] for d in docs if where.matches(d) and d.doc_id in loaded.by_doc]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
-    def dense_search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+    def _allowed(self, where: Filter | None) -> np.ndarray | None:
+        """``chunk_ids(where)``, kept per loaded state (a question searches it three times)."""
+        if not where:
+            return None
+        cache = self.loaded.selections
+        if where not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            cache[where] = self.chunk_ids(where)
+        return cache[where]
+
+    def dense_search(self, vector: np.ndarray, k: int, where: Filter | None = None
                      ) -> list[tuple[int, float]]:
-        """The ``k`` nearest chunks by cosine, among ``allowed`` ids when given."""
+        """The ``k`` nearest chunks by cosine, among those ``where`` allows."""
         import faiss
 
         loaded = self.loaded
+        allowed = self._allowed(where)
         n = len(loaded.chunks) if allowed is None else len(allowed)
         if not n or k <= 0:
             return []
@@ -338,7 +308,7 @@ class Index:
             params.sel = selector  # ``selector`` stays referenced here while faiss uses it
             scores, ids = loaded.faiss.search(query, k, params=params)
             if (ids[0] >= 0).sum() < k:  # a narrow filter under HNSW: score the allowed exactly
-                sims = np.stack([self.vector(int(i)) for i in allowed]) @ query[0]
+                sims = self.vectors(allowed) @ query[0]
                 top = np.argsort(-sims, kind="stable")[:k]
                 return [(int(allowed[j]), float(sims[j])) for j in top]
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
@@ -347,11 +317,18 @@ class Index:
         """The stored embedding of one chunk."""
         return np.asarray(self.loaded.faiss.reconstruct(int(chunk_id)), dtype=np.float32)
 
-    def lexical_search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None
+    def vectors(self, chunk_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The stored embeddings of chunks, one row each, in order."""
+        if not len(chunk_ids):
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([self.vector(int(i)) for i in chunk_ids])
+
+    def lexical_search(self, tokens: Sequence[str], k: int, where: Filter | None = None
                        ) -> list[tuple[int, float]]:
-        """The ``k`` best chunks by BM25, among ``allowed`` ids when given (IDF stays the
+        """The ``k`` best chunks by BM25, among those ``where`` allows (IDF stays the
         collection's: a filter narrows what is searched, not how words weigh)."""
         loaded = self.loaded
+        allowed = self._allowed(where)
         mask = None
         if allowed is not None:
             mask = np.zeros(len(loaded.rows), dtype=np.float32)

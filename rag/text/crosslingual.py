@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 
-from rag.text.lexical import ALTERNATIVE, Lexicon, Weights
+from rag.text.lexical import ALTERNATIVE, TermStats, Weights
 
 __all__ = ["bridge"]
 
@@ -163,7 +163,7 @@ def _widened(words: Iterable[str], text: str) -> set[str]:
             for m in re.findall(f"{re.escape(zh[:-1])}[\u4e00-\u9fff]{{1,3}}?{re.escape(zh[-1])}", text)}
 
 
-def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[str], bool, range]]:
+def _groups(question: str, lexicon: TermStats, text: str) -> Iterable[tuple[set[str], bool, range]]:
     """Each English word or name as (Chinese alternatives, does the collection know them,
     the positions of its words in ``_words(question)``)."""
     glosses = _dictionary()[0]
@@ -204,7 +204,7 @@ def _groups(question: str, lexicon: Lexicon, text: str) -> Iterable[tuple[set[st
             i += 1
 
 
-def bridge(question: str, lexicon: Lexicon, texts: Sequence[str]) -> Weights:
+def bridge(question: str, lexicon: TermStats, texts: Sequence[str]) -> Weights:
     """Weights for an English ``question`` over Chinese ``texts``: one key per English word
     or name found, its Chinese alternatives joined by ``ALTERNATIVE``, weighted by the
     rarest alternative's IDF. Empty when nothing bridges.

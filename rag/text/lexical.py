@@ -12,11 +12,12 @@ import re
 from collections import Counter
 from collections.abc import Collection, Sequence
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 
-__all__ = ("ALTERNATIVE FRAME_WORDS STOPWORDS Lexicon Weights agent_verb answer_slot coverage longest_run "
-           "occurs question_weights tokenize").split()
+__all__ = ("ALTERNATIVE FRAME_WORDS STOPWORDS Lexicon TermStats Weights agent_verb answer_slot coverage "
+           "longest_run occurs question_weights tokenize").split()
 
 # Joins the alternatives of one weights key: an English word's Chinese translations
 # ("书记|秘书", rag.text.crosslingual); ``occurs`` and ``coverage`` count the key once if any occurs.
@@ -80,6 +81,19 @@ def tokenize(text: str, *, keep_stopwords: bool = False) -> list[str]:
             continue
         out.append(tok)
     return out
+
+
+class TermStats(Protocol):
+    """Document frequencies of the collection's BM25 tokens (what IDF weights are made of)."""
+
+    size: int  # chunks
+
+    def __contains__(self, token: object) -> bool: ...
+
+    @property
+    def unseen_idf(self) -> float: ...
+
+    def idf(self, token: str) -> float: ...
 
 
 class Lexicon:
@@ -189,7 +203,7 @@ class Weights(dict[str, float]):
         self.slot = frozenset(slot)
 
 
-def question_weights(lexicon: Lexicon, tokens: Sequence[str], question: str = "") -> Weights:
+def question_weights(lexicon: TermStats, tokens: Sequence[str], question: str = "") -> Weights:
     """IDF per distinct question token, frame words left out; words the collection lacks
     weigh the most (they are the rarest). The tokens in the answer slot of ``question`` are
     the weights' ``slot``."""

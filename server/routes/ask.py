@@ -15,9 +15,9 @@ from rag.config import Settings
 from rag.errors import IndexStateError, InputError, NotFoundError
 from rag.qa import ask, stream_ask
 from rag.schema import Answer, Message
+from rag.store.backend import SearchBackend
 from rag.store.collections import DEFAULT
 from rag.store.filters import Filter
-from rag.store.index import Index
 from server.deps import Collection, CollectionsDep, GeneratorDep, SettingsDep
 from server.errors import ApiError
 
@@ -75,7 +75,7 @@ def _no_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _settled(collection: Collection, call: Callable[[Index], T]) -> T:
+def _settled(collection: Collection, call: Callable[[SearchBackend], T]) -> T:
     """``call`` on a snapshot of the collection, once more on a current one if a write removed
     or changed a document under it.
 
@@ -110,7 +110,7 @@ def answer_stream(collection: Collection, settings: Settings, generator: Generat
     does retrieval, which reads every document text the answer will quote)."""
     kwargs = _kwargs(settings, generator, top_k, history, where)
 
-    def start(ix: Index) -> tuple[str | Answer, Iterator[str | Answer]]:
+    def start(ix: SearchBackend) -> tuple[str | Answer, Iterator[str | Answer]]:
         items = stream_ask(ix, question, **kwargs)
         return next(items), items
 
