@@ -134,10 +134,11 @@ def train(args: argparse.Namespace) -> Any:
         model.load_state_dict(torch.load(args.init, weights_only=False)["model"], strict=False)
     if checkpoint:
         model.load_state_dict(checkpoint["model"], strict=False)
-        saved = checkpoint["args"]  # the run's shape stays; only the budget and device may change
+        saved = checkpoint["args"]  # the run's shape stays; the budget, the device and (when
         for key in ("epochs", "steps", "freeze", "max_len", "stride", "batch", "lr", "warmup",
-                    "keyword_share", "null_windows"):
-            setattr(args, key, saved[key])
+                    "keyword_share", "null_windows"):  # given) a shorter schedule may change
+            if not (key == "steps" and args.steps):
+                setattr(args, key, saved[key])
     freeze(model, args.freeze)
     model.to(args.device).train()
     examples = reader_data.cached_examples("train", args.keyword_share, WORK, Path(args.data))

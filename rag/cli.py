@@ -40,7 +40,8 @@ def _filter(tag: list[str] | None, all_tags: list[str] | None, doc: list[str] | 
 
 
 def _ingest_with_progress(index, paths, *, prune=False, settings: Settings,  # type: ignore[no-untyped-def]
-                          tags=None):
+                          tags=None, cluster: str | None = None, workers: int = 2):
+    """``ingest_paths`` under a progress bar; ``cluster`` ("local" or a Ray address): on Ray."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rag.ingest import ingest_paths
@@ -55,10 +56,15 @@ def _ingest_with_progress(index, paths, *, prune=False, settings: Settings,  # t
         def progress(done: int, total: int) -> None:
             bar.update(task, description="embedding chunks", completed=done, total=total)
 
-        _, report = ingest_paths(index, paths, prune=prune, chunk_size=settings.chunk_size,
-                                 overlap=settings.chunk_overlap, progress=progress, reading=reading,
-                                 limits=settings.limits(), tags=tags)
-    return report
+        options = {"prune": prune, "chunk_size": settings.chunk_size, "overlap": settings.chunk_overlap,
+                   "progress": progress, "reading": reading, "limits": settings.limits(), "tags": tags}
+        if cluster is None:
+            return ingest_paths(index, paths, **options)[1]
+        from rag.ingest.distributed import ingest_ray
+
+        bar.update(task, description="starting Ray")
+        return ingest_ray(index, paths, address=None if cluster == "local" else cluster,
+                          workers=workers, embedder=settings.embedder, **options)
 
 
 def _print_passed_over(report) -> None:  # type: ignore[no-untyped-def]
@@ -108,16 +114,34 @@ def ingest(
     tag: Annotated[list[str] | None, typer.Option(
         "--tag", help="tag the documents (repeatable; replaces their given tags, front matter's stay)")
     ] = None,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="parse and embed on a local Ray cluster of --workers CPUs (needs the scale extra)")
+    ] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", metavar="ADDRESS",
+        help="parse and embed on an existing Ray cluster instead: auto, ray://head:10001 (implies --ray)")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Ray embedding workers (one model each)")] = 2,
 ) -> None:
-    """Add, update, skip or remove documents in the index (a collection is created if missing)."""
+    """Add, update, skip or remove documents in the index (a collection is created if missing).
+
+    --ray: files parsed and chunks embedded by Ray Data workers, same commit. A remote cluster
+    must read the files at the same paths and have wenda installed.
+    """
     from rag.store.collections import wipe_collection
 
     settings = Settings()
+    cluster = ray_address or ("local" if ray else None)
+    if cluster is not None:  # before --rebuild wipes anything
+        from rag.ingest.distributed import require_ray
+
+        require_ray()
     if rebuild:
         wipe_collection(settings.location(), collection)
     index = _open_collection(settings, collection, build=False, create=True)
     given = paths or [settings.seeds_dir]
-    report = _ingest_with_progress(index, given, prune=prune, settings=settings, tags=tag)
+    report = _ingest_with_progress(index, given, prune=prune, settings=settings, tags=tag,
+                                   cluster=cluster, workers=workers)
     for label, ids in (("added", report.added), ("updated", report.updated),
                        ("skipped", report.skipped), ("removed", report.removed),
                        ("retagged", report.retagged)):
@@ -283,11 +307,12 @@ def bench_squad(
 
 
 @app.command()
-def doctor() -> None:
-    """Check the index: FAISS ids == docstore ids == BM25 docs, offsets valid, caches current."""
+def doctor(collection: CollectionOpt = DEFAULT) -> None:
+    """Check a collection: its search structures agree with its documents, offsets valid, caches
+    current (in PostgreSQL with RAG_BACKEND=postgres: counts, terms, indexes, BM25 weights)."""
     from rag.store.doctor import diagnose
 
-    report = diagnose(Settings().index_dir)
+    report = diagnose(Settings().location(), collection)
     for note in report.notes:
         out.print(f"[dim]{note}[/dim]")
     for problem in report.problems:

@@ -166,7 +166,7 @@ class _Run:
         self.passages = [Passage(i + 1, h, index.normalized(h.chunk.doc_id))
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
-        gate = opts.reader.gate if opts.reader else "span"
+        gate = self.gate = opts.reader.gate if opts.reader else "off"
         self.supported = gate == "reader" or _supported(self.question, self.hits, self.weights,
                                                         index.lexicon, opts.refuse_below,
                                                         bridged=query.bridged)
@@ -175,7 +175,7 @@ class _Run:
             t = time.perf_counter()
             self.verdict = judge(opts.reader, self.normalized, self.passages)
             self.timings["read"] = (time.perf_counter() - t) * 1000
-            if gate != "span":
+            if gate in ("reader", "both"):
                 self.supported = bool(self.verdict and self.verdict.answerable)
 
     def draft(self) -> Draft:
@@ -184,9 +184,14 @@ class _Run:
         t = time.perf_counter()
         draft = None
         v = self.verdict
-        if v and v.answerable and isinstance(self.generator, Extractive):
-            draft = from_span(self.passages, Evidence(v.n, v.nstart, v.nend))
+        span = (Evidence(v.n, v.nstart, v.nend) if v and v.answerable
+                and isinstance(self.generator, Extractive) else None)
+        if span and self.gate != "short":
+            draft = from_span(self.passages, span)
         draft = draft or self.generator.generate(self.asked, self.passages, idf=self.weights)
+        if span and self.gate == "short" and any(  # the reader's span, if the answer quotes it
+                e.n == span.n and e.nstart <= span.nstart and span.nend <= e.nend for e in draft.evidence):
+            draft.short_answer = span
         self.timings["generate"] = (time.perf_counter() - t) * 1000
         return draft
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from postgres_server import pg_db, pg_url  # noqa: F401 (fixtures: a real PostgreSQL + pgvector)
 
 from evals.load import free_port
 from rag.config import Settings

@@ -39,13 +39,27 @@ def test_the_span_and_its_sentence_lead(seed_index, monkeypatch) -> None:  # typ
     assert "read" in answer.timings_ms
 
 
-@pytest.mark.parametrize(("gate", "refused"), [("reader", True), ("both", True), ("span", False)])
+@pytest.mark.parametrize(("gate", "refused"), [("reader", True), ("both", True), ("span", False),
+                                              ("short", False)])
 def test_which_gate_refuses(seed_index, monkeypatch, gate, refused) -> None:  # type: ignore[no-untyped-def]
     """The reader finds nothing: "reader" and "both" refuse; "span" leaves refusal to the gate
     (which answers this question) and the extractive answer stands."""
     monkeypatch.setattr(reader, "read", fake_read(None, 0.0))
     answer = ask(seed_index, QUESTION, reader=Judge(None, 0.5, gate))
     assert answer.refused is refused
+
+
+def test_short_gate_only_gives_the_short_answer(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """"short": the answer and refusal are the extractive pipeline's; the reader's span becomes
+    the short answer when the answer quotes it, and is ignored when it does not."""
+    plain = ask(seed_index, QUESTION)
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", 4.0))
+    short = ask(seed_index, QUESTION, reader=Judge(None, 0.5, "short"))
+    assert short.answer == plain.answer and short.refused is plain.refused is False
+    assert short.short_answer == "夏晓中"
+    monkeypatch.setattr(reader, "read", fake_read("西咸新区", 4.0))  # a span the answer does not quote
+    outside = ask(seed_index, QUESTION, reader=Judge(None, 0.5, "short"))
+    assert outside.answer == plain.answer and outside.short_answer == plain.short_answer
 
 
 def test_reader_gate_answers_what_the_coverage_gate_refuses(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,9 @@ articles when the model was trained (``rag/models/reader.json``).
 How the verdict is used (``Judge.gate``):
 - ``reader``: the reader alone decides refusal (the coverage gate in ``rag.qa`` is skipped);
 - ``both``: answer only when the coverage gate and the reader agree;
-- ``span``: refusal stays the gate's; the reader picks the answer span and its sentence.
+- ``span``: refusal stays the gate's; the reader picks the answer span and its sentence;
+- ``short``: refusal and the answer stay the extractive pipeline's; the reader's span becomes the
+  short answer when the answer quotes the sentence holding it (the answer text is unchanged).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from rag.errors import ConfigError, ModelError
 
 __all__ = ["GATES", "Judge", "Verdict", "judge", "load_judge", "reader_available"]
 
-GATES = ("reader", "both", "span")
+GATES = ("reader", "both", "span", "short")
 DEPTH = 3  # passages read: the answer is in the top 3 for 0.99 of DRCD's answerable questions
 
 

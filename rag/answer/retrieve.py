@@ -70,6 +70,8 @@ def make_query(index: SearchBackend, normalized_question: str, where: Filter | N
     without Chinese over a collection with Chinese is bridged (``rag.text.crosslingual``): its weights
     are groups of Chinese alternatives and its BM25 tokens are theirs."""
     vector = index.embedder.embed_queries([normalized_question])[0]
+    tokens = tokenize(normalized_question)
+    index.lexicon.prefetch(tokens)  # a remote store looks the question's words up at once
     dense = None
     if not has_cjk(normalized_question) and len(index):
         dense = index.dense_search(vector, POOL, where)  # retrieve reuses these candidates
@@ -79,7 +81,6 @@ def make_query(index: SearchBackend, normalized_question: str, where: Filter | N
             tokens = [t for key in weights for a in key.split(ALTERNATIVE) for t in tokenize(a)]
             return Query(normalized_question, tokens, vector, weights, bridged=True, dense=dense,
                          where=where)
-    tokens = tokenize(normalized_question)
     return Query(normalized_question, tokens, vector,
                  question_weights(index.lexicon, tokens, normalized_question), dense=dense,
                  where=where)

@@ -16,7 +16,7 @@ before the commit → ``IngestCancelled``); either way the index is left as it w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,9 @@ from rag.loaders import Limits
 from rag.store.backend import Change, SearchBackend, Source, text_sha
 from rag.store.filters import clean_tags
 from rag.text.chunk import Chunk, chunk_document
-from rag.text.normalize import normalize
+from rag.text.normalize import Normalized, normalize
 
-__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths", "plan"]
+__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths", "plan", "unchanged"]
 
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
 Reading = Callable[[int, int, str], None]  # (done, total, path) files parsed
@@ -91,6 +91,14 @@ def _tagged(doc: Document, tags: tuple[str, ...] | None, stored: tuple[str, ...]
     return replace(doc, tags=clean_tags([*doc.tags, *(stored if tags is None else tags)]))
 
 
+def unchanged(file: SourceFile, stored: Mapping[str, Source], tags: tuple[str, ...] | None) -> bool:
+    """Whether ``file`` is skipped unparsed: the bytes it had when stored, and no other tags given
+    (``tags`` cleaned, None when none are given). One rule for every ingest path (``_parse``, and
+    ``rag.ingest.distributed``, which must not send such files to the cluster)."""
+    had = stored.get(file.doc_id)
+    return had is not None and file.sha256 == had.source_sha256 and (tags is None or tags == had.tags)
+
+
 def _parse(items: Sequence[Document | SourceFile], stored: dict[str, Source],
            limits: Limits | None, reading: Reading | None, report: IngestReport,
            rehashed: list[tuple[str, str]], tags: tuple[str, ...] | None) -> list[Document]:
@@ -102,7 +110,7 @@ def _parse(items: Sequence[Document | SourceFile], stored: dict[str, Source],
     for i, item in enumerate(items):
         sha, source_sha, had = astuple(stored.get(item.doc_id, Source("", "", ())))
         if isinstance(item, SourceFile):
-            if item.sha256 == source_sha and (tags is None or had == tags):
+            if unchanged(item, stored, tags):
                 report.skipped.append(item.doc_id)
                 continue
             if reading:
@@ -139,7 +147,8 @@ def ingest(index: SearchBackend, documents: Sequence[Document | SourceFile], *, 
 
     ``tags`` replace the documents' given tags (their front matter's stay); without it, a
     changed document keeps the tags it had. ``embed`` replaces the in-process embedding (the
-    Ray path: ``rag.ingest.distributed``); it gets the chunks no stored vector covers."""
+    Ray path: ``rag.ingest.distributed.embed_on_ray``); it gets every chunk to write and reuses
+    stored vectors itself (``known_vectors``), as ``_embed`` does."""
     started = time.perf_counter()
     report = IngestReport()
     with index.writing():
@@ -156,12 +165,20 @@ def ingest(index: SearchBackend, documents: Sequence[Document | SourceFile], *, 
     return report
 
 
+def _split(doc: Document, chunk_size: int, overlap: int) -> tuple[Normalized, list[Chunk]]:
+    norm = normalize(doc.text)
+    return norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)
+
+
 def plan(index: SearchBackend, documents: Sequence[Document | SourceFile], report: IngestReport, *,
          prune: bool = False, chunk_size: int = 240, overlap: int = 1, limits: Limits | None = None,
          reading: Reading | None = None, max_chunks: int | None = None,
-         tags: Sequence[str] | None = None) -> Change:
+         tags: Sequence[str] | None = None,
+         chunked: Mapping[str, tuple[Normalized, list[Chunk]]] | None = None) -> Change:
     """What ``ingest`` will commit, vectors aside: parsed, normalized and chunked changed
-    documents, the removed ones, the retagged and rehashed ones (call under ``index.writing()``)."""
+    documents, the removed ones, the retagged and rehashed ones (call under ``index.writing()``).
+    ``chunked``: documents already normalized and chunked elsewhere (by doc id, with the same
+    ``chunk_size`` and ``overlap``: the Ray workers of ``rag.ingest.distributed``), not redone."""
     stored = index.sources()
     change = Change()
     given = None if tags is None else clean_tags(tags)
@@ -171,8 +188,8 @@ def plan(index: SearchBackend, documents: Sequence[Document | SourceFile], repor
                                     doc.source_sha256 or stored[doc.doc_id].source_sha256))
             continue
         (report.updated if doc.doc_id in stored else report.added).append(doc.doc_id)
-        norm = normalize(doc.text)
-        change.added.append((doc, norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)))
+        norm, chunks = (chunked or {}).get(doc.doc_id) or _split(doc, chunk_size, overlap)
+        change.added.append((doc, norm, chunks))
     if prune:
         keep = {d.doc_id for d in documents}  # a file that failed to parse keeps its old version
         report.removed = sorted(d for d in stored if d not in keep)

@@ -21,12 +21,13 @@ state or the new one, never a mix; ``refresh`` picks up a commit made by another
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import numpy as np
 
@@ -40,8 +41,16 @@ if TYPE_CHECKING:
     from rag.store.filters import DocumentTags, Filter
     from rag.text.chunk import Chunk
 
-__all__ = ["Change", "DocumentInfo", "SearchBackend", "Source", "StoredDocument", "TermStats",
-           "text_sha"]
+__all__ = [
+    "Change",
+    "DocumentInfo",
+    "LoadedState",
+    "SearchBackend",
+    "Source",
+    "StoredDocument",
+    "TermStats",
+    "text_sha",
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,46 @@ class StoredDocument:
     pages: tuple[Page, ...] = ()
     media_type: str = "text/plain"
     title: str = ""
+
+
+class LoadedState:
+    """What both backends do the same way over their one immutable loaded state (``loaded``,
+    swapped whole by ``reload``): pin it (``snapshot``), follow the store (``refresh``), read
+    documents through it (``loaded.document(doc_id)``, checked against that state)."""
+
+    loaded: Any
+
+    @property
+    def generation(self) -> int:
+        return self.loaded.generation  # type: ignore[no-any-return]
+
+    def current_generation(self) -> int:
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> Self:
+        """This index as loaded now, unchanged by later reloads (what one request reads)."""
+        return copy.copy(self)  # shares ``loaded``; a reload of ``self`` rebinds only its own
+
+    def refresh(self) -> bool:
+        """Reload when another process committed a change; True when it did."""
+        if self.current_generation() == self.generation:
+            return False
+        self.reload()
+        return True
+
+    def text(self, doc_id: str) -> str:
+        """The original text of a document."""
+        return self.loaded.document(doc_id).text  # type: ignore[no-any-return]
+
+    def normalized(self, doc_id: str) -> Normalized:
+        return self.loaded.document(doc_id).normalized  # type: ignore[no-any-return]
+
+    def stored(self, doc_id: str) -> StoredDocument:
+        """Text, normalized text, page table and media type of a document (as loaded)."""
+        return self.loaded.document(doc_id)  # type: ignore[no-any-return]
 
 
 class SearchBackend(Protocol):

@@ -10,15 +10,17 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from rag.errors import IncompatibleIndexError
+from rag.errors import IncompatibleIndexError, NotFoundError
 from rag.loaders import Page
-from rag.store.backend import Change, Source, text_sha
+from rag.store.backend import Change, Source, StoredDocument, text_sha
 from rag.text.lexical import tokenize
+from rag.text.normalize import Normalized
 
-__all__ = ["SCHEMA_VERSION", "check_meta", "delete", "known_vectors", "pages_from_json",
+__all__ = ["SCHEMA_VERSION", "check_meta", "delete", "document_from_row", "known_vectors", "pages_from_json",
            "pages_to_json", "sources", "write"]
 
 SCHEMA_VERSION = 1
@@ -56,6 +58,18 @@ def pages_to_json(pages: tuple[Page, ...]) -> str:
 
 def pages_from_json(raw: str) -> tuple[Page, ...]:
     return tuple(Page(*row) for row in json.loads(raw or "[]"))
+
+
+def document_from_row(doc_id: str, row: Sequence[Any] | None, as_loaded: bool) -> StoredDocument:
+    """A stored document from ``(text, ntext, origin, _, pages, media_type, title)`` (either
+    backend's row); ``NotFoundError`` when there is none, or when it is not the version the
+    reader's loaded state points into (``as_loaded`` false: another writer changed it since)."""
+    if row is None or not as_loaded:
+        raise NotFoundError(f"no document {doc_id!r} in the index (as loaded)" if row else
+                            f"no document {doc_id!r} in the index")
+    origin = np.frombuffer(row[2], dtype=np.int32).tolist()
+    return StoredDocument(row[0], Normalized(row[1], origin, len(row[0])), pages_from_json(row[4]),
+                          row[5], row[6])
 
 
 def check_meta(db: sqlite3.Connection, name: str, dim: int, where: str) -> None:

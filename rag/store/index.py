@@ -18,7 +18,6 @@ old state or the new one, never a mix; ``snapshot`` pins one state across a requ
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import sqlite3
@@ -31,16 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexStateError, NotFoundError
+from rag.errors import IndexStateError
 from rag.models.embed import Embedder
 from rag.store import docstore
-from rag.store.backend import Change, DocumentInfo, Source, StoredDocument
+from rag.store.backend import Change, DocumentInfo, LoadedState, Source, StoredDocument
 from rag.store.docstore import SCHEMA_VERSION, pages_from_json, pages_to_json
 from rag.store.durable import atomic_write, locked, sweep_temp_files
 from rag.store.filters import DocumentTags, Filter
 from rag.text.chunk import Chunk
 from rag.text.lexical import Lexicon
-from rag.text.normalize import Normalized
 
 __all__ = ["SCHEMA_VERSION", "DocumentInfo", "Index", "Loaded", "StoredDocument", "build_faiss",
            "pages_from_json", "pages_to_json"]  # the docstore's names, re-exported
@@ -63,7 +61,7 @@ class Loaded:
     selections: dict[Filter, np.ndarray | None] = field(default_factory=dict)  # Filter -> chunk ids
 
 
-class Index:
+class Index(LoadedState):
     """A loaded index: chunk metadata in memory, FAISS for vectors, BM25 for tokens.
 
     Open with ``Index.open(directory, embedder)``; write with ``rag.ingest``.
@@ -76,20 +74,12 @@ class Index:
                                        partial(self._read_document, {}))
 
     @property
-    def generation(self) -> int:
-        return self.loaded.generation
-
-    @property
     def chunks(self) -> dict[int, Chunk]:
         return self.loaded.chunks
 
     @property
     def lexicon(self) -> Lexicon:
         return self.loaded.lexicon
-
-    def snapshot(self) -> Index:
-        """This index as loaded now, unchanged by later reloads (what one request reads)."""
-        return copy.copy(self)  # shares ``loaded``; a reload of ``self`` rebinds only its own
 
     # ---- opening -----------------------------------------------------------------------------
     @classmethod
@@ -124,13 +114,6 @@ class Index:
         with self.connect() as db:
             row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
         return int(row[0]) if row else 0
-
-    def refresh(self) -> bool:
-        """Reload when another process committed a change; True when it did."""
-        if self.current_generation() == self.generation:
-            return False
-        self.reload()
-        return True
 
     def reload(self) -> None:
         """Read the committed state, then swap it in (one assignment: atomic for readers)."""
@@ -195,29 +178,13 @@ class Index:
                              pages=len({p.number for p in pages_from_json(r[8])}),
                              tags=tuple(json.loads(r[9] or "[]")), ingested_at=r[10]) for r in rows]
 
-    def text(self, doc_id: str) -> str:
-        """The original text of a document."""
-        return self.loaded.document(doc_id).text
-
-    def normalized(self, doc_id: str) -> Normalized:
-        return self.loaded.document(doc_id).normalized
-
-    def stored(self, doc_id: str) -> StoredDocument:
-        """Text, normalized text, page table and media type of a document (as loaded)."""
-        return self.loaded.document(doc_id)
-
     def _read_document(self, shas: dict[str, str], doc_id: str) -> StoredDocument:
         """Read lazily, so checked against the loaded state: a document changed or deleted since
         (by another writer) is not the one the loaded chunks point into."""
         with self.connect() as db:
             row = db.execute("SELECT text, ntext, origin, sha256, pages, media_type, title"
                              " FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        if row is None or row[3] != shas.get(doc_id):
-            raise NotFoundError(f"no document {doc_id!r} in the index (as loaded)" if row else
-                                f"no document {doc_id!r} in the index")
-        origin = np.frombuffer(row[2], dtype=np.int32).tolist()
-        return StoredDocument(row[0], Normalized(row[1], origin, len(row[0])),
-                              pages_from_json(row[4]), row[5], row[6])
+        return docstore.document_from_row(doc_id, row, row is not None and row[3] == shas.get(doc_id))
 
     def stats(self) -> dict[str, Any]:
         loaded = self.loaded

@@ -95,6 +95,8 @@ class TermStats(Protocol):
 
     def idf(self, token: str) -> float: ...
 
+    def prefetch(self, tokens: Sequence[str]) -> None: ...  # look these up at once, if remote
+
 
 class Lexicon:
     """A BM25 index (bm25s) over token lists; ``search`` returns (row, score) best first."""
@@ -121,6 +123,9 @@ class Lexicon:
         """BM25 inverse document frequency of a token (0 for tokens not in the corpus)."""
         df = self._df.get(token, 0)
         return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5))) if df else 0.0
+
+    def prefetch(self, tokens: Sequence[str]) -> None:
+        """Nothing to do: the frequencies are in memory."""
 
     def search(self, tokens: Sequence[str], k: int, mask: np.ndarray | None = None
                ) -> list[tuple[int, float]]:
