@@ -32,6 +32,8 @@ SEED = 13
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m evals.train_reader", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=None, help="training time budget for this run")
+    p.add_argument("--until", type=int, default=None,
+                   help="stop at this step, the schedule unchanged (the shipped reader: see the Makefile)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--resume", action="store_true", help="continue from .reader/checkpoint.pt")
     p.add_argument("--init", default=None,
@@ -181,6 +183,10 @@ def train(args: argparse.Namespace) -> Any:
             print(f"step {step}/{total} epoch {epoch} loss {loss.item():.3f} {rate:.2f} windows/s "
                   f"{elapsed / 60:.1f} min", flush=True)
         out_of_time = args.minutes is not None and elapsed > args.minutes * 60
+        if args.until is not None and step >= args.until:
+            save_checkpoint(model, optimizer, step, args)
+            print(f"stopped at step {step}/{total} (--until)", flush=True)
+            break
         if out_of_time or step == total or time.monotonic() - last_save > args.checkpoint_minutes * 60:
             save_checkpoint(model, optimizer, step, args)
             last_save = time.monotonic()

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.integration  # a Ray cluster starts per module (~10 s), the CLI tests load e5
 ray = pytest.importorskip("ray", reason="Ray Data is not installed: pip install -e '.[scale]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install -e '.[scale]'")
 

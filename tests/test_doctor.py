@@ -1,4 +1,5 @@
-"""rag.store.doctor: a healthy index checks clean; each kind of damage is named."""
+"""rag.store.doctor (SQLite) and rag.store.postgres.doctor: a healthy index checks clean; each kind of
+damage is named."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from conftest import FakeEmbedder
+from conftest import SEEDS, FakeEmbedder
 
 from rag.ingest import ingest
-from rag.ingest.documents import Document
+from rag.ingest.documents import Document, load_documents
+from rag.store.collections import Location
 from rag.store.doctor import check, diagnose
 from rag.store.index import Index
 
@@ -148,3 +151,116 @@ def test_missing_source_files_are_found(seed_index: Index, tmp_path: Path) -> No
     mine.write_text("用户自己的文件。")
     report = diagnose(seed_index.directory)
     assert report.ok and report.notes == []
+
+
+# ---- PostgreSQL: rag.store.postgres.doctor, on a real server (tests/postgres_server.py) ---------
+@pytest.fixture
+def pg_index(pg_db: str, tmp_path: Path) -> Any:
+    """The seeds in a PostgreSQL collection (fake embedder)."""
+    from rag.store.postgres import PostgresIndex
+
+    index = PostgresIndex.open(pg_db, "default", FakeEmbedder(), tmp_path / "pg")
+    ingest(index, load_documents([SEEDS]))
+    return index
+
+
+def _pg_sql(index: Any, *statements: str) -> None:
+    """Damage the collection behind the index's back: one transaction, foreign keys off in it
+    (as a restore with triggers disabled would leave them)."""
+    with index.pool.connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _pg_check(index: Any) -> list[str]:
+    from rag.store.postgres.doctor import check as pg_check
+
+    return pg_check(index)
+
+
+def test_healthy_postgres_collection_has_no_problems(pg_index: Any, pg_db: str) -> None:
+    from rag.store.postgres.schema import describe
+
+    assert _pg_check(pg_index) == []
+    report = diagnose(Location(pg_index.directory.parent, pg_db))
+    assert report.ok and report.notes == [], report.problems
+    assert report.stats["chunks"] == len(pg_index) and report.stats["embedder"] == "fake"
+    assert report.stats["backend"] == "postgres" and report.stats["generation"] == 1
+    ingest(pg_index, [Document.from_text("blank", "   \n")])  # no searchable text, no chunks
+    assert _pg_check(pg_index) == []
+    missing = diagnose(Location(pg_index.directory.parent, pg_db), "nope")
+    assert missing.problems == [f"no collection 'nope' in the PostgreSQL database {describe(pg_db)}"]
+
+
+HNSW = "DROP INDEX wenda.chunks_hnsw_1"
+FIRST = "(SELECT min(id) FROM wenda.chunks)"
+
+
+@pytest.mark.parametrize(("statements", "expected"), [
+    ([f"DELETE FROM wenda.documents WHERE doc_id = (SELECT doc_id FROM wenda.chunks WHERE id = {FIRST})"],
+     ["chunks of 1 documents not in the database", "the loaded index counts"]),
+    (["UPDATE wenda.terms SET df = df + 1 WHERE id = (SELECT min(id) FROM wenda.terms)"],
+     ["terms.df disagrees with the chunks' tokens for 1 tokens"]),
+    ([HNSW], ["index wenda.chunks_hnsw_1 is missing"]),
+    (["UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'wenda.chunks_terms'::regclass"],
+     ["index wenda.chunks_terms is not valid"]),
+    ([HNSW, "INSERT INTO wenda.chunks(collection, doc_id, ordinal, text, ostart, oend, nstart, nend,"
+            " tokens, text_sha, embedding, bm25, terms) SELECT collection, doc_id, 1000, text, ostart, oend,"
+            f" nstart, nend, tokens, text_sha, '[1,0,0]', bm25, terms FROM wenda.chunks WHERE id = {FIRST}"],
+     ["1 embeddings do not have the collection's dimension 64", "the collection row counts"]),
+    ([f"UPDATE wenda.chunks SET oend = 1000000000 WHERE id = {FIRST}"], ["original span"]),
+    ([f"UPDATE wenda.chunks SET terms = '{{}}' WHERE id = {FIRST}"], ["term ids are not their tokens'"]),
+    ([f"UPDATE wenda.chunks SET bm25 = '{{1:0.5}}/1000000000' WHERE id = {FIRST}"],
+     ["sampled chunks have BM25 weights other than"]),
+    (["UPDATE wenda.collections SET weighted_avgdl = weighted_avgdl * 2"], ["more than 2% apart"]),
+    (["UPDATE wenda.documents SET sha256 = '0' WHERE doc_id = (SELECT min(doc_id) FROM wenda.documents)"],
+     ["sha256 does not match"]),
+])
+def test_postgres_damage_is_named(pg_index: Any, statements: list[str], expected: list[str]) -> None:
+    assert pg_index.pool.where and pg_index.stats()["collection"] == "default"
+    _pg_sql(pg_index, *statements)
+    problems = _pg_check(pg_index)
+    for needle in expected:
+        assert any(needle in p for p in problems), problems
+
+
+def test_stale_postgres_index_is_reported_and_diagnose_retries(pg_index: Any, pg_db: str) -> None:
+    from rag.store.postgres import PostgresIndex
+
+    other = PostgresIndex.open(pg_db, "default", FakeEmbedder(), pg_index.directory)
+    ingest(other, [Document.from_text("新", "另一份文件。")])
+    assert _pg_check(pg_index) == ["the loaded index is at generation 1, the database at 2: reload it"]
+    pg_index.reload()
+    assert _pg_check(pg_index) == []
+    assert diagnose(Location(pg_index.directory.parent, pg_db)).stats["generation"] == 2
+
+
+def test_rag_doctor_checks_the_postgres_collection(pg_index: Any, pg_db: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rag doctor`` with RAG_BACKEND=postgres: ok with the counts, or the problems and exit 1;
+    the database is named, its password never (the test server trusts local connections, so a
+    password in the URL is accepted and ignored)."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+    from rag.store.postgres.schema import describe
+
+    url = pg_db.replace("postgres:@", "postgres:sekrit-pw@", 1)
+    assert url != pg_db
+    for key in [k for k in os.environ if k.startswith("RAG_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("RAG_BACKEND", "postgres")
+    monkeypatch.setenv("RAG_DATABASE_URL", url)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(pg_index.directory.parent))
+    runner = CliRunner()
+    ok = runner.invoke(app, ["doctor"])
+    assert ok.exit_code == 0, ok.output
+    assert f"ok: {len(pg_index.documents())} documents, {len(pg_index)} chunks, generation 1" in ok.output
+    _pg_sql(pg_index, HNSW)
+    damaged = runner.invoke(app, ["doctor", "--collection", "default"])
+    assert damaged.exit_code == 1 and "chunks_hnsw_1 is missing" in damaged.output
+    missing = runner.invoke(app, ["doctor", "-c", "nope"])
+    assert missing.exit_code == 1 and "no collection 'nope'" in missing.output
+    assert describe(url).split()[0] in missing.output  # the database's name
+    assert not any("sekrit-pw" in r.output for r in (ok, damaged, missing))

@@ -372,6 +372,24 @@ def test_one_writer_per_collection(pg_db: str, tmp_path: Path) -> None:
     assert events == ["first in", "elsewhere", "first out", "second in"]
 
 
+def test_a_commit_landing_late_is_not_overwritten(pg_seeds: PostgresIndex, pg_db: str,
+                                                  tmp_path: Path) -> None:
+    """A writer killed while its COMMIT is in flight loses the lock before the commit lands; the
+    next writer, which planned from the state before it, must write nothing rather than a plan
+    made from a state that is gone."""
+    late = _open(pg_db, tmp_path)
+    mine = Document.from_text("mine", "我的文档。", path="mine.txt")
+    with pg_seeds.writing():
+        planned = Change(removed=[SEED_IDS[0]])
+        # the other writer's commit, landing after this writer took the lock
+        late.commit(Change(removed=[SEED_IDS[1]]))
+        with pytest.raises(IndexStateError, match="run it again"):
+            pg_seeds.commit(planned)
+    assert SEED_IDS[0] in {d.doc_id for d in late.documents()}
+    ingest(pg_seeds, [mine])  # the next ingest plans from the new state and commits
+    assert {d.doc_id for d in pg_seeds.documents()} == set(SEED_IDS) - {SEED_IDS[1]} | {"mine"}
+
+
 def test_a_failed_commit_changes_nothing(pg_seeds: PostgresIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     index = pg_seeds
     before, generation = _rows(index), index.generation

@@ -17,6 +17,7 @@ How the verdict is used (``Judge.gate``):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,10 +71,21 @@ def _weights(weights: Path) -> tuple[Any, float]:
         raise ModelError(f"the reader's weights are not in {weights}: train them with `make reader`"
                          " (or set RAG_READER=off)")
     info = json.loads(weights.with_suffix(".json").read_text(encoding="utf-8"))
+    if "sha256" in info and _sha256(weights) != info["sha256"]:
+        raise ModelError(f"{weights} does not match the checksum in {weights.with_suffix('.json')}:"
+                         " the file is damaged or from another run (reinstall, or `make reader`)")
     if "threshold" not in info:
         raise ModelError(f"{weights.with_suffix('.json')} has no threshold: rerun its evaluation"
                          " (python -m evals.reader_eval)")
     return reader.load_reader(weights), float(info["threshold"])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def reader_available() -> bool:

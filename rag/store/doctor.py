@@ -12,61 +12,35 @@ snapshot, and returns the problems found (an empty list means healthy):
 - documents: sha256 matches the stored text; a document with searchable text has chunks;
 - SQLite's own ``PRAGMA quick_check``.
 
-``diagnose(directory)`` is what ``rag doctor`` runs: it opens the index without loading a model
-(the embedder's name and dimension come from the docstore), runs ``check`` and adds notes about
-things that heal themselves (a stale FAISS cache, temp files left by a killed write). It also
-looks for each document's source file: an upload whose stored file (in ``<index>/uploads/``) is
-gone is a problem, since the index owns those files (the server stores, lists and deletes them);
-a file ingested from the user's own folder that is gone is only a note: the index answers from
-its stored text, and moving or deleting one's own files is no damage (``rag ingest --prune``
-on the folder drops such documents).
+``diagnose(where, collection)`` is what ``rag doctor`` runs, for either backend: a collection in
+a PostgreSQL database goes to ``rag.store.postgres.doctor``; one on this machine is opened
+without loading a model (the embedder's name and dimension come from the docstore), checked, and
+given notes about things that heal themselves (a stale FAISS cache, temp files left by a killed
+write). Both also look for each document's source file: an upload whose stored file (in
+``<index>/uploads/``) is gone is a problem, since the index owns those files (the server stores,
+lists and deletes them); a file ingested from the user's own folder that is gone is only a note:
+the index answers from its stored text, and moving or deleting one's own files is no damage
+(``rag ingest --prune`` on the folder drops such documents). The per-document checks and the
+report are shared with the PostgreSQL doctor (``rag.store.checks``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.errors import ModelError, RagError
+from rag.errors import RagError
+from rag.store.checks import DoctorReport, StoredEmbedder, check_document, missing_sources, settled, stale
+from rag.store.collections import DEFAULT, Location, collection_dir
 from rag.store.index import Index
-from rag.text.normalize import Normalized
 
 __all__ = ["DoctorReport", "check", "diagnose"]
 
 VECTOR_SAMPLE = 2000  # stored vectors compared with FAISS per check (evenly spaced)
-
-
-@dataclass
-class DoctorReport:
-    """What ``diagnose`` found: ``problems`` (the index is damaged) and ``notes`` (harmless)."""
-
-    directory: Path
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-class _StoredEmbedder:
-    """Stands in for the model the index was built with: the doctor never embeds."""
-
-    def __init__(self, name: str, dim: int) -> None:
-        self.name, self.dim = name, dim
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        raise ModelError("the doctor does not load models")
-
-    embed_passages = embed_queries
 
 
 def check(index: Index) -> list[str]:
@@ -87,8 +61,7 @@ def _check_db(index: Index, db: sqlite3.Connection, problems: list[str]) -> None
         problems.append(f"SQLite quick_check: {'; '.join(quick[:5])}")
     generation = int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
     if generation != index.generation:
-        problems.append(f"the loaded index is at generation {index.generation}, the docstore at "
-                        f"{generation}: reload it")
+        problems.append(stale(index.generation, generation, "docstore"))
         return  # everything below would compare two different states
     rows = db.execute("SELECT id, doc_id, ordinal, text, ostart, oend, nstart, nend, length(vector)"
                       " FROM chunks ORDER BY doc_id, ordinal").fetchall()
@@ -110,7 +83,7 @@ def _check_db(index: Index, db: sqlite3.Connection, problems: list[str]) -> None
     for doc_id, sha, text, ntext, origin in db.execute(
             "SELECT doc_id, sha256, text, ntext, origin FROM documents ORDER BY doc_id"):
         seen.add(doc_id)
-        _check_document(doc_id, sha, text, ntext, origin, by_doc.get(doc_id, []), problems)
+        check_document(doc_id, sha, text, ntext, origin, by_doc.get(doc_id, []), problems)
     orphans = sorted(set(by_doc) - seen)
     if orphans:
         problems.append(f"chunks of documents not in the docstore: {orphans[:5]}")
@@ -143,37 +116,6 @@ def _check_ids(index: Index, ids: np.ndarray, problems: list[str]) -> None:
 def _diff(have: np.ndarray, want: np.ndarray) -> str:
     extra, missing = np.setdiff1d(have, want), np.setdiff1d(want, have)
     return f"extra ids {extra[:5].tolist()}, missing ids {missing[:5].tolist()}"
-
-
-def _check_document(doc_id: str, sha: str, text: str, ntext: str, origin_blob: bytes,
-                    chunks: list[tuple[Any, ...]], problems: list[str]) -> None:
-    where = f"document {doc_id!r}"
-    if hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() != sha:
-        problems.append(f"{where}: sha256 does not match the stored text")
-    if len(origin_blob) != 4 * len(ntext):
-        problems.append(f"{where}: origin map has {len(origin_blob) // 4} entries for "
-                        f"{len(ntext)} normalized characters")
-        return
-    origin = np.frombuffer(origin_blob, dtype=np.int32)
-    if len(origin) and (origin[0] < 0 or origin[-1] >= len(text) or np.any(np.diff(origin) <= 0)):
-        problems.append(f"{where}: origin map is not strictly increasing within the original text")
-        return
-    if ntext.strip() and not chunks:
-        problems.append(f"{where}: has text but no chunks")
-    ordinals = [c[2] for c in chunks]
-    if ordinals != list(range(len(chunks))):
-        problems.append(f"{where}: chunk ordinals {ordinals[:10]} are not 0..{len(chunks) - 1}")
-    norm = Normalized(ntext, origin.tolist(), len(text))
-    for cid, _, ordinal, ctext, start, end, nstart, nend, _ in chunks:
-        at = f"{where} chunk {cid} (#{ordinal})"
-        if not 0 <= start < end <= len(text):
-            problems.append(f"{at}: original span [{start}, {end}) outside 0..{len(text)}")
-        elif not 0 <= nstart < nend <= len(ntext):
-            problems.append(f"{at}: normalized span [{nstart}, {nend}) outside 0..{len(ntext)}")
-        elif ntext[nstart:nend] != ctext:
-            problems.append(f"{at}: text is not normalized[{nstart}:{nend}]")
-        elif norm.span(nstart, nend) != (start, end):
-            problems.append(f"{at}: [{start}, {end}) is not where [{nstart}, {nend}) maps")
 
 
 def _check_vectors(index: Index, db: sqlite3.Connection, ids: np.ndarray, problems: list[str]) -> None:
@@ -216,31 +158,25 @@ def _cache_notes(directory: Path, generation: int) -> list[str]:
     return notes
 
 
-def _missing_sources(directory: Path, rows: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
-    """``(problems, notes)`` about documents whose source file is gone (see the module docstring);
-    a relative path is taken from the current directory, as ``rag ingest`` stored it."""
-    uploads = (directory / "uploads").resolve()
-    lost_uploads: list[str] = []
-    lost_sources: list[str] = []
-    for doc_id, path in rows:
-        if path and not Path(path).exists():
-            owned = Path(path).resolve().parent == uploads
-            (lost_uploads if owned else lost_sources).append(doc_id)
-    problems = [f"{len(lost_uploads)} uploaded documents have no stored file in {uploads}: "
-                f"{lost_uploads[:5]} (delete them and upload them again)"] if lost_uploads else []
-    notes = [f"{len(lost_sources)} documents were ingested from files that are gone (answers use "
-             f"the stored text; `rag ingest --prune` on their folder drops them): {lost_sources[:5]}"
-             ] if lost_sources else []
-    return problems, notes
+def diagnose(where: Location | str | Path, collection: str = DEFAULT, *, attempts: int = 3
+             ) -> DoctorReport:
+    """Check a collection without loading a model (``rag doctor``): ``where`` is a ``Location``
+    (``Settings.location()``: folders, or a PostgreSQL database) or an index directory.
+
+    A write committed while checking is not damage: the check is repeated on the new state
+    (``attempts`` times)."""
+    at = where if isinstance(where, Location) else Location(Path(where))
+    directory = collection_dir(at.index_dir, collection)
+    if at.database_url:
+        from rag.store.postgres.doctor import diagnose as diagnose_postgres
+
+        return diagnose_postgres(at.database_url, collection, directory, attempts=attempts)
+    return _diagnose_sqlite(directory, attempts)
 
 
-def diagnose(directory: str | Path, *, attempts: int = 3) -> DoctorReport:
-    """Check the index in ``directory`` without loading a model (``rag doctor``).
-
-    Opening the index rebuilds a stale FAISS cache, as every reader does. A write committed
-    while checking is not damage: the check is repeated on the new state (``attempts`` times).
-    """
-    report = DoctorReport(Path(directory))
+def _diagnose_sqlite(directory: Path, attempts: int) -> DoctorReport:
+    """The index in ``directory``; opening it rebuilds a stale FAISS cache, as every reader does."""
+    report = DoctorReport(directory)
     store = report.directory / "docstore.sqlite"
     if not store.is_file():
         report.problems.append(f"no index in {report.directory} (no docstore.sqlite)")
@@ -248,17 +184,13 @@ def diagnose(directory: str | Path, *, attempts: int = 3) -> DoctorReport:
     try:
         with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        embedder = _StoredEmbedder(meta["embedder"], int(meta["dim"]))
+        embedder = StoredEmbedder(meta["embedder"], int(meta["dim"]))
         report.notes += _cache_notes(report.directory, int(meta["generation"]))
         index = Index.open(report.directory, embedder)
-        for _ in range(attempts):
-            report.problems = check(index)
-            if not any("reload it" in p for p in report.problems):
-                break
-            index.reload()
+        report.problems = settled(index, check, attempts)
         with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
             rows = db.execute("SELECT doc_id, path FROM documents ORDER BY doc_id").fetchall()
-        problems, notes = _missing_sources(report.directory, rows)
+        problems, notes = missing_sources(report.directory, rows)
         report.problems += problems
         report.notes += notes
     except (sqlite3.Error, KeyError, ValueError) as exc:

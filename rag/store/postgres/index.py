@@ -49,6 +49,7 @@ class Loaded:
 
 
 class PostgresIndex(LoadedState):
+    _planned_from: int | None = None  # the generation a writer (``writing``) planned from
     """One collection of a PostgreSQL database. Open with ``PostgresIndex.open``."""
 
     def __init__(self, pool: Pool, collection: str, embedder: Embedder, directory: Path) -> None:
@@ -183,9 +184,14 @@ class PostgresIndex(LoadedState):
         for the block (released by the server if this process dies)."""
         with self.pool.connection() as conn:
             conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_SPACE, self.collection))
+            # What this writer plans from. A writer killed while its COMMIT is in flight loses the
+            # lock at once, yet its commit lands a moment later: ``commit`` then finds another
+            # generation under its row lock and writes nothing, rather than a plan from the old state.
+            self._planned_from = self.current_generation()
             try:
                 yield
             finally:
+                self._planned_from = None
                 conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_SPACE, self.collection))
 
     def sources(self) -> dict[str, Source]:
@@ -207,7 +213,9 @@ class PostgresIndex(LoadedState):
         """One transaction (``rag.store.postgres.write``); reloads when readers would see a
         difference."""
         with self.pool.connection() as conn:
-            write.commit(conn, self.collection, change, self.embedder.dim)
+            left = write.commit(conn, self.collection, change, self.embedder.dim, self._planned_from)
+        if left is not None and self._planned_from is not None:
+            self._planned_from = left  # the next commit of this writer (copy_index: batches)
         if change.visible:
             self.reload()
         else:

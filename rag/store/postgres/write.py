@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from rag.errors import NotFoundError
+from rag.errors import IndexStateError, NotFoundError
 from rag.store.backend import Change, text_sha
 from rag.store.docstore import pages_to_json
 from rag.store.postgres import bm25
@@ -33,9 +33,13 @@ _CHUNK_TYPES = ["text", "text", "int4", "text", "int4", "int4", "int4", "int4", 
                 "vector", "sparsevec", "int4[]"]
 
 
-def commit(conn: psycopg.Connection[Any], collection: str, change: Change, dim: int) -> None:
+def commit(conn: psycopg.Connection[Any], collection: str, change: Change, dim: int,
+           planned_from: int | None = None) -> int | None:
+    """Apply ``change`` in one transaction; with ``planned_from``, only if the collection is still
+    at that generation (else ``IndexStateError``, nothing written). Returns the generation it left
+    (None when there was nothing to write)."""
     if not (change.added or change.removed or change.retagged or change.rehashed):
-        return  # an ingest that found nothing to do writes nothing
+        return None  # an ingest that found nothing to do writes nothing
     chunks = change.chunks()
     vectors = change.vectors if chunks and change.vectors is not None else np.zeros((0, dim), np.float32)
     if vectors.shape != (len(chunks), dim):
@@ -49,6 +53,9 @@ def commit(conn: psycopg.Connection[Any], collection: str, change: Change, dim: 
         if row is None:
             raise NotFoundError(f"no collection {collection!r}")
         generation, n, sum_dl, weighted = row
+        if planned_from is not None and generation != planned_from:
+            raise IndexStateError(f"collection {collection!r} changed while this ingest was planned (another"
+                                  " writer's commit landed late); nothing was written: run it again")
         generation += change.visible
         conn.cursor().executemany(
             "UPDATE wenda.documents SET source_sha256 = %s WHERE collection = %s AND doc_id = %s",
@@ -69,6 +76,7 @@ def commit(conn: psycopg.Connection[Any], collection: str, change: Change, dim: 
         conn.execute("UPDATE wenda.collections SET generation = %s, n_chunks = %s, sum_dl = %s,"
                      " weighted_avgdl = %s WHERE name = %s",
                      (generation, n, sum_dl, weighted if n else 0.0, collection))
+    return int(generation)
 
 
 def _remove(conn: psycopg.Connection[Any], collection: str, doc_ids: Sequence[str]) -> tuple[int, int]:
