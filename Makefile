@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLM_STAMP := $(VENV)/.installed-llm-stamp
 Q ?= 秦创原量子信息科技联合创新中心将聚焦哪些领域?
 
-.PHONY: install llm scale install-local serve ask chat test test-fast lint eval bench reader fixtures perf stress clean
+.PHONY: install llm scale install-local serve ask chat test test-fast lint eval bench bench-scale reader fixtures perf stress clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing wenda (first run: a few minutes)"
@@ -70,6 +70,11 @@ bench: install  ## both public benchmarks (DRCD, CMRC 2018) with the BM25 baseli
 	$(RAG) bench squad ../shared/benchmarks/drcd_dev.json --json evals/out/drcd.json --index-dir .rag-bench/drcd
 	$(RAG) bench squad ../shared/benchmarks/cmrc2018_dev.json --json evals/out/cmrc.json --index-dir .rag-bench/cmrc
 	$(PY) -m evals.docbench --json evals/out/docbench.json
+
+bench-scale: scale  ## the two backends on 1,000 DRCD questions, pgvector at 1M synthetic chunks, Ray vs in-process ingest
+	nice $(PY) -m evals.backends --questions 1000
+	nice $(PY) -m evals.raybench
+	nice $(PY) -m evals.pgscale --n 1000000
 
 # The shipped reader (rag/models/reader.safetensors), rebuilt from DRCD + CMRC with a fixed seed in
 # two stages (about 40 + 135 minutes on 2 CPU cores): 300 steps with 8 frozen layers on 192-token

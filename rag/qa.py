@@ -16,7 +16,7 @@ from rag.answer.cite import cite, original_chars, strip_markers
 from rag.answer.extract import ANSWER_TYPES, Extractive, from_span
 from rag.answer.generate import Draft, Evidence, Generator, Passage, load_generator
 from rag.answer.prompts import language_of, render
-from rag.answer.reading import Judge, judge
+from rag.answer.reading import Judge, Verdict, judge
 from rag.answer.retrieve import Hit, make_query, retrieve
 from rag.errors import InputError, RagError
 from rag.loaders import where
@@ -170,30 +170,43 @@ class _Run:
         self.supported = gate == "reader" or _supported(self.question, self.hits, self.weights,
                                                         index.lexicon, opts.refuse_below,
                                                         bridged=query.bridged)
+        self.reader = opts.reader
         self.verdict = None
-        if opts.reader and self.supported:
-            t = time.perf_counter()
-            self.verdict = judge(opts.reader, self.normalized, self.passages)
-            self.timings["read"] = (time.perf_counter() - t) * 1000
+        if opts.reader and self.supported and gate != "short":  # "short" reads after the draft
+            self.verdict = self.read(self.passages)
             if gate in ("reader", "both"):
                 self.supported = bool(self.verdict and self.verdict.answerable)
 
+    def read(self, passages: list[Passage]) -> Verdict | None:
+        assert self.reader is not None
+        t = time.perf_counter()
+        verdict = judge(self.reader, self.normalized, passages)
+        self.timings["read"] = self.timings.get("read", 0.0) + (time.perf_counter() - t) * 1000
+        return verdict
+
     def draft(self) -> Draft:
         """The reader's span and its sentence when it found one (extractive answers), else
-        the generator's draft."""
+        the generator's draft; with the "short" gate, the draft with the reader's short answer."""
         t = time.perf_counter()
         draft = None
+        extractive = isinstance(self.generator, Extractive)
         v = self.verdict
-        span = (Evidence(v.n, v.nstart, v.nend) if v and v.answerable
-                and isinstance(self.generator, Extractive) else None)
-        if span and self.gate != "short":
-            draft = from_span(self.passages, span)
+        if v and v.answerable and extractive:
+            draft = from_span(self.passages, Evidence(v.n, v.nstart, v.nend))
         draft = draft or self.generator.generate(self.asked, self.passages, idf=self.weights)
-        if span and self.gate == "short" and any(  # the reader's span, if the answer quotes it
-                e.n == span.n and e.nstart <= span.nstart and span.nend <= e.nend for e in draft.evidence):
-            draft.short_answer = span
+        if self.gate == "short" and extractive and draft.evidence:
+            self._shorten(draft)
         self.timings["generate"] = (time.perf_counter() - t) * 1000
         return draft
+
+    def _shorten(self, draft: Draft) -> None:
+        """The reader's span as the short answer, when it lies in a sentence the answer quotes:
+        only the quoted passages are read (one or two: a third of reading all three)."""
+        quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
+        v = self.read(quoted)
+        if v and v.answerable and any(e.n == v.n and e.nstart <= v.nstart and v.nend <= e.nend
+                                      for e in draft.evidence):
+            draft.short_answer = Evidence(v.n, v.nstart, v.nend)
 
     def first_text(self) -> None:
         """Note when the asker got the first piece of the answer."""
