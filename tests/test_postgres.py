@@ -24,6 +24,7 @@ from rag.errors import IncompatibleIndexError, IndexStateError, NotFoundError
 from rag.ingest import delete_documents, ingest
 from rag.ingest.documents import Document, load_documents
 from rag.store.backend import Change
+from rag.store.collections import Location, create_collection
 from rag.store.copy import copy_index
 from rag.store.filters import Filter
 from rag.store.index import Index
@@ -311,7 +312,7 @@ def test_a_narrow_filter_still_returns_k_passages(haystack: PostgresIndex) -> No
 # ---- several collections, several processes, one writer --------------------------------------
 def test_collections_are_isolated_in_one_database(pg_seeds: PostgresIndex, pg_db: str,
                                                   tmp_path: Path) -> None:
-    other = pg_collections.create(pg_db, "other", FakeEmbedder(), tmp_path / "other")
+    other = create_collection(Location(tmp_path, pg_db), "other", FakeEmbedder())
     ingest(other, [Document.from_text("lone", "孤零零的一篇短文。讲的是别的事情。", path="lone.txt")])
     assert pg_collections.list_collections(pg_db) == ["default", "other"]
     assert pg_collections.exists(pg_db, "other") and not pg_collections.exists(pg_db, "nope")

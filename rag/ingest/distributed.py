@@ -39,13 +39,21 @@ import numpy as np
 
 from rag.errors import ConfigError, DocumentError, ModelError
 from rag.ingest.documents import Document, SourceFile, find_files
-from rag.ingest.pipeline import IngestReport, Progress, Reading, plan, unchanged
+from rag.ingest.pipeline import (
+    IngestReport,
+    Progress,
+    Reading,
+    plan,
+    reuse_vectors,
+    split_document,
+    unchanged,
+)
 from rag.loaders import Limits
 from rag.models.embed import Embedder, load_embedder
-from rag.store.backend import SearchBackend, text_sha
+from rag.store.backend import SearchBackend
 from rag.store.filters import clean_tags
-from rag.text.chunk import Chunk, chunk_document
-from rag.text.normalize import Normalized, normalize
+from rag.text.chunk import Chunk
+from rag.text.normalize import Normalized
 
 __all__ = ["OBJECT_STORE_BYTES", "EmbedderSpec", "embed_on_ray", "ingest_ray", "require_ray"]
 
@@ -96,8 +104,7 @@ def _parse_row(row: dict[str, Any], *, limits: Limits | None, chunk_size: int, o
         doc = file.load(limits)
     except DocumentError as exc:
         return {"i": row["i"], "parsed": b"", "error": str(exc)}
-    norm = normalize(doc.text)
-    chunks = chunk_document(doc.doc_id, norm, chunk_size, overlap)
+    norm, chunks = split_document(doc, chunk_size, overlap)
     return {"i": row["i"], "parsed": pickle.dumps((doc, norm, chunks)), "error": ""}
 
 
@@ -163,15 +170,8 @@ def embed_on_ray(index: SearchBackend, chunks: list[Chunk], report: IngestReport
     ``ModelError`` when the workers' model is not the index's (its vectors would not compare)."""
     import ray.data
 
-    shas = [text_sha(c.text) for c in chunks]
-    known = index.known_vectors(shas)
-    vectors = np.zeros((len(chunks), index.embedder.dim), dtype=np.float32)
-    todo = [{"i": i, "text": c.text} for i, (c, s) in enumerate(zip(chunks, shas, strict=True))
-            if s not in known]
-    for i, s in enumerate(shas):
-        if s in known:
-            vectors[i] = known[s]
-    report.chunks_reused += len(chunks) - len(todo)
+    vectors, positions = reuse_vectors(index, chunks, report)
+    todo = [{"i": i, "text": chunks[i].text} for i in positions]
     if not todo:
         return vectors
     if progress:
@@ -220,7 +220,7 @@ def ingest_ray(index: SearchBackend, paths: Sequence[str | Path], *, address: st
                                             overlap=overlap, reading=reading)
             items = [parsed.get(f.doc_id, f) for f in files]
         change = plan(index, items, report, prune=prune, chunk_size=chunk_size, overlap=overlap,
-                      limits=limits, tags=tags, chunked=chunked)
+                      limits=limits, tags=tags, chunked=chunked, stored=stored)
         change.vectors = embed_on_ray(index, change.chunks(), report, embedder=make,
                                       workers=workers, batch=batch, progress=progress)
         index.commit(change)

@@ -31,7 +31,8 @@ from rag.store.filters import clean_tags
 from rag.text.chunk import Chunk, chunk_document
 from rag.text.normalize import Normalized, normalize
 
-__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths", "plan", "unchanged"]
+__all__ = ["IngestReport", "delete_documents", "ingest", "ingest_paths", "plan", "reuse_vectors",
+           "split_document", "unchanged"]
 
 Progress = Callable[[int, int], None]  # (done, total) chunks embedded
 Reading = Callable[[int, int, str], None]  # (done, total, path) files parsed
@@ -62,9 +63,10 @@ def _check_cancelled(cancelled: Cancelled | None) -> None:
         raise IngestCancelled("cancelled: the index was left as it was")
 
 
-def _embed(index: SearchBackend, chunks: list[Chunk], batch: int, progress: Progress | None,
-           report: IngestReport, cancelled: Cancelled | None = None) -> np.ndarray:
-    """Vectors for ``chunks``, reusing stored vectors of identical chunk text."""
+def reuse_vectors(index: SearchBackend, chunks: Sequence[Chunk], report: IngestReport
+                  ) -> tuple[np.ndarray, list[int]]:
+    """Vectors for ``chunks`` with the stored ones of identical chunk text filled in, and the
+    positions still to embed (every embedding path: in-process, Ray)."""
     shas = [text_sha(c.text) for c in chunks]
     known = index.known_vectors(shas)
     vectors = np.zeros((len(chunks), index.embedder.dim), dtype=np.float32)
@@ -73,6 +75,13 @@ def _embed(index: SearchBackend, chunks: list[Chunk], batch: int, progress: Prog
         if s in known:
             vectors[i] = known[s]
     report.chunks_reused += len(chunks) - len(todo)
+    return vectors, todo
+
+
+def _embed(index: SearchBackend, chunks: list[Chunk], batch: int, progress: Progress | None,
+           report: IngestReport, cancelled: Cancelled | None = None) -> np.ndarray:
+    """Vectors for ``chunks``, reusing stored vectors of identical chunk text."""
+    vectors, todo = reuse_vectors(index, chunks, report)
     if progress and todo:
         progress(0, len(todo))
     for b in range(0, len(todo), batch):
@@ -99,7 +108,7 @@ def unchanged(file: SourceFile, stored: Mapping[str, Source], tags: tuple[str, .
     return had is not None and file.sha256 == had.source_sha256 and (tags is None or tags == had.tags)
 
 
-def _parse(items: Sequence[Document | SourceFile], stored: dict[str, Source],
+def _parse(items: Sequence[Document | SourceFile], stored: Mapping[str, Source],
            limits: Limits | None, reading: Reading | None, report: IngestReport,
            rehashed: list[tuple[str, str]], tags: tuple[str, ...] | None) -> list[Document]:
     """The documents that changed: files whose bytes (and tags) are unchanged are skipped
@@ -165,7 +174,8 @@ def ingest(index: SearchBackend, documents: Sequence[Document | SourceFile], *, 
     return report
 
 
-def _split(doc: Document, chunk_size: int, overlap: int) -> tuple[Normalized, list[Chunk]]:
+def split_document(doc: Document, chunk_size: int, overlap: int) -> tuple[Normalized, list[Chunk]]:
+    """A document's normalized text and its chunks (wherever an ingest runs: here, a Ray worker)."""
     norm = normalize(doc.text)
     return norm, chunk_document(doc.doc_id, norm, chunk_size, overlap)
 
@@ -174,12 +184,14 @@ def plan(index: SearchBackend, documents: Sequence[Document | SourceFile], repor
          prune: bool = False, chunk_size: int = 240, overlap: int = 1, limits: Limits | None = None,
          reading: Reading | None = None, max_chunks: int | None = None,
          tags: Sequence[str] | None = None,
-         chunked: Mapping[str, tuple[Normalized, list[Chunk]]] | None = None) -> Change:
+         chunked: Mapping[str, tuple[Normalized, list[Chunk]]] | None = None,
+         stored: Mapping[str, Source] | None = None) -> Change:
     """What ``ingest`` will commit, vectors aside: parsed, normalized and chunked changed
     documents, the removed ones, the retagged and rehashed ones (call under ``index.writing()``).
     ``chunked``: documents already normalized and chunked elsewhere (by doc id, with the same
-    ``chunk_size`` and ``overlap``: the Ray workers of ``rag.ingest.distributed``), not redone."""
-    stored = index.sources()
+    ``chunk_size`` and ``overlap``: the Ray workers of ``rag.ingest.distributed``), not redone;
+    ``stored``: ``index.sources()`` when the caller has already read them."""
+    stored = index.sources() if stored is None else stored
     change = Change()
     given = None if tags is None else clean_tags(tags)
     for doc in _parse(documents, stored, limits, reading, report, change.rehashed, given):
@@ -188,7 +200,7 @@ def plan(index: SearchBackend, documents: Sequence[Document | SourceFile], repor
                                     doc.source_sha256 or stored[doc.doc_id].source_sha256))
             continue
         (report.updated if doc.doc_id in stored else report.added).append(doc.doc_id)
-        norm, chunks = (chunked or {}).get(doc.doc_id) or _split(doc, chunk_size, overlap)
+        norm, chunks = (chunked or {}).get(doc.doc_id) or split_document(doc, chunk_size, overlap)
         change.added.append((doc, norm, chunks))
     if prune:
         keep = {d.doc_id for d in documents}  # a file that failed to parse keeps its old version

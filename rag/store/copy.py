@@ -1,5 +1,5 @@
-"""Copy one index into another through the public write path: ``rag migrate`` and the tests that
-compare backends over the same data.
+"""Copy one index into another through the public write path: moving an index to PostgreSQL, and
+the tests and bench (evals/backends.py) that compare backends over the same data.
 
 Every document goes with its stored text, normalized text, chunks (same offsets and ordinals) and
 stored vectors, so nothing is re-parsed, re-chunked or re-embedded; the destination tokenizes and

@@ -1,4 +1,4 @@
-"""Collections in a PostgreSQL database: list, check, create, drop.
+"""Collections in a PostgreSQL database: list, check, drop (``PostgresIndex.open`` creates one).
 
 The PostgreSQL side of ``rag.store.collections``: there a collection is a folder, here it is a row
 of ``wenda.collections`` (with its documents, chunks, terms and HNSW index). Names are checked by
@@ -7,15 +7,11 @@ of ``wenda.collections`` (with its documents, chunks, terms and HNSW index). Nam
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from rag.errors import InputError, NotFoundError
-from rag.models.embed import Embedder
-from rag.store.collections import DEFAULT, check_name
+from rag.errors import NotFoundError
+from rag.store.collections import check_name
 from rag.store.postgres import schema
-from rag.store.postgres.index import PostgresIndex
 
-__all__ = ["create", "drop", "exists", "list_collections"]
+__all__ = ["drop", "exists", "list_collections"]
 
 
 def list_collections(url: str) -> list[str]:
@@ -29,22 +25,11 @@ def exists(url: str, name: str) -> bool:
         return conn.execute("SELECT 1 FROM wenda.collections WHERE name = %s", (name,)).fetchone() is not None
 
 
-def create(url: str, name: str, embedder: Embedder, directory: Path) -> PostgresIndex:
-    """A new, empty collection (``InputError`` if it exists already, ``default`` aside)."""
-    if exists(url, check_name(name)) and name != DEFAULT:
-        raise InputError(f"collection {name!r} exists already")
-    return PostgresIndex.open(url, name, embedder, directory)
-
-
 def drop(url: str, name: str) -> None:
     """Delete a collection and everything in it, in one transaction, once its writer (if any)
     is done; ``NotFoundError`` if there is none."""
     pool = schema.pool_for(url)
-    with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (schema.LOCK_SPACE, check_name(name)))
-        try:
-            dropped = schema.drop_collection(conn, name)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (schema.LOCK_SPACE, name))
+    with pool.connection() as conn, schema.writer_lock(conn, check_name(name)):
+        dropped = schema.drop_collection(conn, name)
     if not dropped:
         raise NotFoundError(f"no collection {name!r}")

@@ -32,7 +32,7 @@ from rag.store.filters import DocumentTags, Filter
 from rag.store.postgres import search, write
 from rag.store.postgres.bm25 import Terms
 from rag.store.postgres.chunks import ChunkCache, Chunks
-from rag.store.postgres.schema import LOCK_SPACE, Pool, create_collection, pool_for
+from rag.store.postgres.schema import Pool, create_collection, pool_for, writer_lock
 
 __all__ = ["Loaded", "PostgresIndex"]
 
@@ -49,8 +49,9 @@ class Loaded:
 
 
 class PostgresIndex(LoadedState):
-    _planned_from: int | None = None  # the generation a writer (``writing``) planned from
     """One collection of a PostgreSQL database. Open with ``PostgresIndex.open``."""
+
+    _planned_from: int | None = None  # the generation a writer (``writing``) planned from
 
     def __init__(self, pool: Pool, collection: str, embedder: Embedder, directory: Path) -> None:
         self.pool = pool
@@ -182,8 +183,7 @@ class PostgresIndex(LoadedState):
     def writing(self) -> Iterator[None]:
         """The collection's one writer: a session advisory lock, held on a connection of its own
         for the block (released by the server if this process dies)."""
-        with self.pool.connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_SPACE, self.collection))
+        with self.pool.connection() as conn, writer_lock(conn, self.collection):
             # What this writer plans from. A writer killed while its COMMIT is in flight loses the
             # lock at once, yet its commit lands a moment later: ``commit`` then finds another
             # generation under its row lock and writes nothing, rather than a plan from the old state.
@@ -192,7 +192,6 @@ class PostgresIndex(LoadedState):
                 yield
             finally:
                 self._planned_from = None
-                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_SPACE, self.collection))
 
     def sources(self) -> dict[str, Source]:
         with self.pool.connection() as conn:

@@ -33,7 +33,7 @@ from psycopg.types import TypeInfo
 from rag.errors import IncompatibleIndexError, IndexStateError
 
 __all__ = ["EF_SEARCH", "INDEXES", "LOCK_SPACE", "SCHEMA_VERSION", "Pool", "close_pools",
-           "create_collection", "describe", "drop_collection", "hnsw_index", "pool_for"]
+           "create_collection", "describe", "drop_collection", "hnsw_index", "pool_for", "writer_lock"]
 
 SCHEMA_VERSION = 1
 LOCK_SPACE = 0x77656E64  # 'wend': first key of wenda's advisory locks (the second: the collection)
@@ -254,3 +254,14 @@ def drop_collection(conn: psycopg.Connection[Any], name: str) -> bool:
         conn.execute("DELETE FROM wenda.collections WHERE name = %s", (name,))
         conn.execute(sql.SQL("DROP INDEX IF EXISTS wenda.{}").format(_hnsw_name(row[0])))
     return True
+
+
+@contextmanager
+def writer_lock(conn: psycopg.Connection[Any], collection: str) -> Iterator[None]:
+    """The collection's one writer: a session advisory lock held on ``conn`` for the block
+    (the server releases it if the session dies with its process)."""
+    conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_SPACE, collection))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_SPACE, collection))
