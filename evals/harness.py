@@ -53,7 +53,7 @@ DEFAULT_CONFIGS: list[dict[str, Any]] = [
     {"name": "e5 no-rerank", "embedder": "e5", "rescore": False},
     # the trained reader (rag.answer.reading), where its weights are built (make reader)
     *({"name": f"e5 reader {gate}", "embedder": "e5", "reader": gate}
-      for gate in ("reader", "both", "span", "short") if reader_available()),
+      for gate in ("reader", "both", "span", "short", "confident") if reader_available()),
     # LLM generators side by side with the extractive rows above, for each installed model
     *({"name": f"e5 local {m}", "embedder": "e5", "generator": f"local:{m}"}
       for m in ("qwen-0.5b", "qwen-1.5b") if local_available(m)),

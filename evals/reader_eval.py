@@ -20,6 +20,7 @@ import numpy as np
 from evals import reader_data
 from evals.metrics import em, f1
 from rag.models import reader
+from rag.models.inference import load_network
 
 OUT = Path(__file__).resolve().parent / "out" / "reader.json"
 
@@ -100,21 +101,18 @@ def print_table(rows: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None, trained: Any = None) -> dict[str, Any]:
-    import torch
-
     p = argparse.ArgumentParser(prog="python -m evals.reader_eval")
     p.add_argument("--weights", default=str(reader.WEIGHTS))
     p.add_argument("--limit", type=int, default=0, help="questions per part (0: all)")
     p.add_argument("--data", default=str(reader_data.BENCHMARKS), help="benchmarks folder")
     p.add_argument("--ab", type=int, default=50, help="questions in the float vs shipped A/B (with trained)")
     args = p.parse_args(argv)
-    torch.set_num_threads(2)
     from safetensors import safe_open
 
-    with safe_open(args.weights, "pt") as f:
+    with safe_open(args.weights, "np") as f:
         meta = json.loads(f.metadata()["reader"])
     max_len = reader.MAX_LEN  # read as the pipeline will, whatever the training windows were
-    model = reader.load_reader(args.weights)
+    model = load_network(Path(args.weights))
     began = time.monotonic()
     data = Path(args.data)
     tune = limited(reader_data.cached_examples("tune", 1.0, reader_data.WORK, data), args.limit)

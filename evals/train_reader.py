@@ -50,7 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--null-windows", type=float, default=0.3, help="share of answerless gold windows kept")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--eval-limit", type=int, default=None, help="questions per evaluated part (default all)")
-    p.add_argument("--format", default="int8", choices=["int8", "bf16"], help="shipped weight format")
     p.add_argument("--no-eval", action="store_true")
     p.add_argument("--data", default=str(reader_data.BENCHMARKS), help="benchmarks folder")
     args = p.parse_args(argv)
@@ -113,7 +112,8 @@ def batch_tensors(batch: list[tuple[list[int], int, int]], device: str) -> tuple
     ids, mask = reader.pad_batch(windows)
     starts = torch.tensor([s for _, s, _ in batch])
     ends = torch.tensor([e for _, _, e in batch])
-    return ids.to(device), mask.to(device), starts.to(device), ends.to(device)
+    return (torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device), starts.to(device),
+            ends.to(device))
 
 
 def save_checkpoint(model: Any, optimizer: Any, step: int, args: argparse.Namespace) -> None:
@@ -202,12 +202,12 @@ def export(model: Any, args: argparse.Namespace) -> Path:
 
     path = reader.WEIGHTS
     meta = {"max_len": str(args.max_len), "stride": str(args.stride), "freeze": str(args.freeze)}
-    reader.save_reader(model.cpu(), path, args.format, meta)
+    reader.save_reader(model.cpu(), path, meta)
     path.chmod(0o644)  # safetensors creates it owner-only; it is a shipped, committed file
-    info = {"file": path.name, "format": args.format, "bytes": path.stat().st_size,
+    info = {"file": path.name, "format": "int8", "bytes": path.stat().st_size,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **meta}
     path.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {path} ({info['bytes'] / 1e6:.1f} MB, {args.format})", flush=True)
+    print(f"wrote {path} ({info['bytes'] / 1e6:.1f} MB, int8)", flush=True)
     return path
 
 

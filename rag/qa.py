@@ -172,10 +172,15 @@ class _Run:
                                                         bridged=query.bridged)
         self.reader = opts.reader
         self.verdict = None
-        if opts.reader and self.supported and gate != "short":  # "short" reads after the draft
+        self.overruled = False  # "confident": the reader answers what the coverage gate refused
+        # "short" reads after the draft; "confident" reads even where the gate refuses
+        if opts.reader and (self.supported or gate == "confident") and gate != "short":
             self.verdict = self.read(self.passages)
             if gate in ("reader", "both"):
                 self.supported = bool(self.verdict and self.verdict.answerable)
+            elif gate == "confident" and self.lang != "en":  # it was trained on Chinese questions
+                self.overruled = not self.supported
+                self.supported = opts.reader.decide(self.verdict, self.supported)
 
     def read(self, passages: list[Passage]) -> Verdict | None:
         assert self.reader is not None
@@ -186,24 +191,28 @@ class _Run:
 
     def draft(self) -> Draft:
         """The reader's span and its sentence when it found one (extractive answers), else
-        the generator's draft; with the "short" gate, the draft with the reader's short answer."""
+        the generator's draft; with the "short" and "confident" gates, the draft with the reader's
+        short answer."""
         t = time.perf_counter()
         draft = None
         extractive = isinstance(self.generator, Extractive)
         v = self.verdict
-        if v and v.answerable and extractive:
+        if v and v.answerable and extractive and (self.gate != "confident" or self.overruled):
             draft = from_span(self.passages, Evidence(v.n, v.nstart, v.nend))
-        draft = draft or self.generator.generate(self.asked, self.passages, idf=self.weights)
-        if self.gate == "short" and extractive and draft.evidence:
-            self._shorten(draft)
+        if draft is None:
+            draft = self.generator.generate(self.asked, self.passages, idf=self.weights)
+            if self.gate in ("short", "confident") and extractive and draft.evidence:
+                self._shorten(draft, v)
         self.timings["generate"] = (time.perf_counter() - t) * 1000
         return draft
 
-    def _shorten(self, draft: Draft) -> None:
+    def _shorten(self, draft: Draft, v: Verdict | None = None) -> None:
         """The reader's span as the short answer, when it lies in a sentence the answer quotes:
-        only the quoted passages are read (one or two: a third of reading all three)."""
-        quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
-        v = self.read(quoted)
+        the verdict read already, else only the quoted passages are read (one or two: a third
+        of reading all three)."""
+        if v is None:
+            quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
+            v = self.read(quoted)
         if v and v.answerable and any(e.n == v.n and e.nstart <= v.nstart and v.nend <= e.nend
                                       for e in draft.evidence):
             draft.short_answer = Evidence(v.n, v.nstart, v.nend)

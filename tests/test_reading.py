@@ -70,6 +70,33 @@ def test_reader_gate_answers_what_the_coverage_gate_refuses(seed_index, monkeypa
     assert ask(seed_index, question, reader=Judge(None, 0.5, "both")).refused
 
 
+@pytest.mark.parametrize(("margin", "refused_plain", "refused_unsupported"), [
+    (6.0, False, False),  # sure it answers: answers even what the coverage gate refuses
+    (1.0, False, True),  # unsure: the coverage gate decides
+    (-3.0, True, True),  # sure it does not: refuses even what the coverage gate answers
+])
+def test_confident_gate_overrides_the_coverage_gate_only_when_sure(  # type: ignore[no-untyped-def]
+        seed_index, monkeypatch, margin, refused_plain, refused_unsupported) -> None:
+    j = Judge(None, 0.5, "confident", refuse_below=-2.0, answer_above=5.0)
+    unsupported = "西咸新区2023年GDP是多少?"  # the coverage gate refuses it, answers QUESTION
+    monkeypatch.setattr(reader, "read", fake_read("西咸新区", margin))
+    assert ask(seed_index, unsupported, reader=j).refused is refused_unsupported
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", margin))
+    answer = ask(seed_index, QUESTION, reader=j)
+    assert answer.refused is refused_plain
+    assert answer.refused or answer.short_answer == "夏晓中"
+
+
+def test_confident_gate_leaves_english_questions_to_the_coverage_gate(  # type: ignore[no-untyped-def]
+        seed_index, monkeypatch) -> None:
+    monkeypatch.setattr(reader, "read", fake_read(None, 0.0))  # sure there is no answer (margin -5)
+    j = Judge(None, 0.5, "confident", refuse_below=-2.0, answer_above=5.0)
+    english = "Who is the mayor of Xianyang?"
+    assert not ask(seed_index, english).refused
+    assert not ask(seed_index, english, reader=j).refused
+    assert ask(seed_index, QUESTION, reader=j).refused
+
+
 def test_stream_gives_the_same_answer(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(reader, "read", fake_read("夏晓中", 4.0))
     j = Judge(None, 0.5, "reader")

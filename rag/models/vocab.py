@@ -62,18 +62,13 @@ def keep_ids() -> np.ndarray:
 
 def build_tokenizer(keep: np.ndarray) -> Tokenizer:
     """e5's tokenizer over the kept pieces only; new id ``i`` is original id ``keep[i]``."""
-    from tokenizers import Tokenizer, models
-
     f = e5.read_e5_file()
-    full = e5.load_tokenizer()
     unk_old = f.specials["unk"]
     vocab = [(f.pieces[i], float(f.scores[i])) for i in keep.tolist()]
     unk = int(np.searchsorted(keep, unk_old))
     # same <unk> penalty as the full vocabulary (min score - 10); the piece itself never matches text
     vocab[unk] = (e5.UNK_PIECE, float(f.scores.min()))
-    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=unk, byte_fallback=False))
-    tokenizer.normalizer = full.normalizer
-    tokenizer.pre_tokenizer = full.pre_tokenizer
+    tokenizer = e5.unigram(vocab, unk)
     return tokenizer  # no post-processor: the reader assembles <s> question </s></s> passage </s> itself
 
 

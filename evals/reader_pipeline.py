@@ -1,0 +1,222 @@
+"""The reader in the pipeline, open-domain, on articles it never trained on: who should refuse.
+
+    python -m evals.reader_pipeline [--part validation|tune] [--articles N] [--questions N] [--fit]
+
+The collection holds every paragraph of the split part's articles (or ``N`` per set). Answerable
+questions are asked in their question form and their keyword form; pseudo-unanswerable ones are
+other questions asked with their gold paragraph filtered out (``Filter``: the rest of the article
+stays, on topic), kept only when no other paragraph holds a gold answer.
+
+Each question goes through the pipeline once (``rag.qa``, reader off) and the record keeps what
+every refusal rule needs: the coverage gate's decision, the reader's verdict over the passages it
+reads (margin and span), the extractive answer. The rules are then scored from the records: their
+refusals are exact (they depend on nothing else); the short answer of a reader-decided answer is
+the reader's span, as in the pipeline. ``--fit`` (on the tune part) picks the "confident" gate's two
+margins and writes them beside the weights; the table of the validation part is the report.
+Writes evals/out/reader_pipeline-<part>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from evals import reader_data
+from evals.metrics import em, f1
+from rag.answer.draft import Evidence
+from rag.answer.extract import from_span
+from rag.answer.reading import judge, load_judge
+from rag.ingest import ingest
+from rag.ingest.documents import Document
+from rag.models import reader
+from rag.models.embed import load_embedder
+from rag.qa import _Options, _Run
+from rag.store.filters import Filter
+from rag.store.index import Index
+from rag.text.normalize import to_simplified
+
+OUT = Path(__file__).resolve().parent / "out"
+WORK = reader_data.ROOT / ".rag-bench" / "reader-pipeline"
+SEED = 7
+
+
+def collection(part: str, articles_per_set: int, per_set: int) -> tuple[list[Document], list[dict[str, Any]]]:
+    """Every paragraph of the part's articles, and the questions: per set, ``per_set`` answerable
+    ones (each in two forms) and half as many others asked with their gold paragraph filtered out,
+    sampled with a fixed seed."""
+    articles = reader_data.load_articles()
+    keys = reader_data.split_articles(list(articles))[part]
+    rng = random.Random(SEED)
+    docs, questions = [], []
+    for name in reader_data.SETS:
+        mine = sorted(k for k in keys if k.startswith(name + ":"))
+        chosen = sorted(rng.sample(mine, articles_per_set)) if 0 < articles_per_set < len(mine) else mine
+        paragraphs = {f"{key}#{i}": p for key in chosen for i, p in enumerate(articles[key])}
+        docs += [Document.from_text(doc_id, p["context"]) for doc_id, p in paragraphs.items()]
+        pool = []
+        for doc_id, p in paragraphs.items():
+            for qa in p["qas"]:
+                golds = [a["text"] for a in qa.get("answers", []) if a.get("text")]
+                if qa.get("question") and golds:
+                    pool.append({"qid": qa["id"], "question": qa["question"], "answers": golds,
+                                 "form": "question", "unanswerable": False, "gold": doc_id})
+        rng.shuffle(pool)
+        for q in pool[:per_set]:
+            questions.append(q)
+            keyword = reader_data.keyword_form(to_simplified(q["question"]))
+            if keyword and keyword != to_simplified(q["question"]):
+                questions.append(q | {"question": keyword, "form": "keyword"})
+        # no other paragraph may hold a gold answer, else the question is still answerable
+        hidden = [q for q in pool[per_set:] if not any(
+            g in p["context"] for g in q["answers"] for d, p in paragraphs.items() if d != q["gold"])]
+        questions += [q | {"unanswerable": True} for q in hidden[:per_set // 2]]
+    return docs, questions
+
+
+def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -> dict[str, Any]:
+    """What every rule needs: the gate's decision, the reader's verdict, the extractive answer."""
+    where = Filter(doc_ids=tuple(d for d in doc_ids if d != question["gold"])) \
+        if question["unanswerable"] else None
+    run = _Run(index, question["question"], _Options(where=where))
+    verdict = judge(j, run.normalized, run.passages)
+    span, sentence = "", None
+    if verdict is not None:
+        p = run.passages[verdict.n - 1]
+        span = p.text[verdict.nstart - p.hit.chunk.nstart:verdict.nend - p.hit.chunk.nstart]
+        drafted = from_span(run.passages, Evidence(verdict.n, verdict.nstart, verdict.nend))
+        sentence = drafted.text if drafted else None
+    answer = run.finish(run.draft() if run.supported else None)
+    return question | {"gate": run.supported, "margin": verdict.margin if verdict else None,
+                       "span": span, "reader_answer": sentence or span,
+                       "short": answer.short_answer if not answer.refused else None,
+                       "answer": None if answer.refused else answer.answer}
+
+
+def decide(r: dict[str, Any], rule: str, threshold: float, lo: float = 0.0,
+           hi: float = 0.0) -> tuple[str, str] | None:
+    """The short answer and the answer a rule gives (None: refused). A reader-decided answer is
+    its span's sentence with its context, as the pipeline builds it (``from_span``)."""
+    margin = r["margin"] if r["margin"] is not None else -1e9
+    reader_says = margin > threshold and bool(r["span"])
+    by_reader = (r["span"], r["reader_answer"])
+    by_gate = (r["short"], r["answer"]) if r["answer"] is not None else None
+    if rule == "off":
+        return by_gate if r["gate"] else None
+    if rule == "reader":
+        return by_reader if reader_says else None
+    if rule == "both":
+        return by_reader if reader_says and r["gate"] else None
+    if rule == "short":
+        return ((r["span"] if reader_says else r["short"], r["answer"]) if by_gate else None) \
+            if r["gate"] else None
+    # confident: the gate's answer as "short" gives it, unless the reader is sure it is no answer;
+    # the reader's where the gate refuses and the reader is sure of its span
+    if r["gate"]:
+        return decide(r, "short", threshold) if margin >= lo else None
+    return by_reader if margin > hi and r["span"] else None
+
+
+def score(records: list[dict[str, Any]], rule: str, threshold: float, lo: float = 0.0,
+          hi: float = 0.0) -> dict[str, float]:
+    """Per form: answered, right (the answer holds a gold answer), short-answer F1 and EM;
+    unanswerable: refused."""
+    out: dict[str, float] = {}
+    for form in ("question", "keyword"):
+        rows = [r for r in records if not r["unanswerable"] and r["form"] == form]
+        given = [(decide(r, rule, threshold, lo, hi), r) for r in rows]
+        n = max(1, len(rows))
+        out[f"{form} answered %"] = 100 * sum(a is not None for a, _ in given) / n
+        out[f"{form} right %"] = 100 * sum(_metric(_holds, a[1], r) for a, r in given if a) / n
+        out[f"{form} F1"] = 100 * sum(_metric(f1, a[0], r) for a, r in given if a) / n
+        out[f"{form} EM"] = 100 * sum(_metric(em, a[0], r) for a, r in given if a) / n
+    rows = [r for r in records if r["unanswerable"]]
+    refused = sum(decide(r, rule, threshold, lo, hi) is None for r in rows)
+    out["unanswerable refused %"] = 100 * refused / max(1, len(rows))
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def _holds(answer: str, golds: list[str]) -> float:
+    return float(any(g and g in answer for g in golds))
+
+
+_scores: dict[tuple[Any, str, tuple[str, ...]], float] = {}
+
+
+def _metric(metric: Any, short: str | None, r: dict[str, Any]) -> float:
+    """``metric(short, answers)``, remembered: ``fit`` asks the same ones thousands of times."""
+    if short is None:
+        return 0.0
+    key = (metric, short, tuple(r["answers"]))
+    if key not in _scores:  # the reader's span is Simplified (normalized text), DRCD's golds are not
+        _scores[key] = metric(to_simplified(short), [to_simplified(g) for g in r["answers"]])
+    return _scores[key]
+
+
+def fit(records: list[dict[str, Any]], threshold: float) -> tuple[float, float]:
+    """The "confident" margins, either side of the reader's threshold: the pair that is right on
+    the most questions, each counting once (an answerable one when its answer holds a gold
+    answer, an unanswerable one when refused)."""
+    grid = [x / 2 for x in range(-24, 25)]
+    answerable = sum(not r["unanswerable"] for r in records) / 2  # two forms each
+    unanswerable = sum(r["unanswerable"] for r in records)
+    best, pair = -1.0, (threshold, threshold)
+    for lo in [g for g in grid if g <= threshold]:
+        for hi in [g for g in grid if g >= threshold]:
+            s = score(records, "confident", threshold, lo, hi)
+            value = ((s["question right %"] + s["keyword right %"]) / 2 * answerable
+                     + s["unanswerable refused %"] * unanswerable)
+            if value > best:
+                best, pair = value, (lo, hi)
+    return pair
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--part", default="validation", choices=["validation", "tune"])
+    p.add_argument("--articles", type=int, default=0, help="articles per set (default: all of the part)")
+    p.add_argument("--questions", type=int, default=80, help="answerable questions per set")
+    p.add_argument("--weights", type=Path, default=reader.WEIGHTS)
+    p.add_argument("--fit", action="store_true", help="pick the confident gate's margins (tune part)")
+    p.add_argument("--rescore", action="store_true", help="score the records of the last run again")
+    args = p.parse_args(argv)
+    out = OUT / f"reader_pipeline-{args.part}.json"
+    docs, questions = collection(args.part, args.articles, args.questions)
+    j = load_judge("reader", args.weights)
+    if args.rescore:
+        records = json.loads(out.read_text(encoding="utf-8"))["records"]
+    else:
+        index = Index.open(WORK / args.part, load_embedder("e5"))
+        ingest(index, docs, prune=True)
+        began = time.time()
+        records = []
+        for i, q in enumerate(questions):
+            records.append(record(index, q, j, [d.doc_id for d in docs]))
+            if (i + 1) % 50 == 0:
+                print(f"{i + 1}/{len(questions)} {time.time() - began:.0f} s", flush=True)
+    info_path = args.weights.with_suffix(".json")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if args.fit:
+        lo, hi = fit(records, j.threshold)
+        info |= {"refuse below": lo, "answer above": hi,
+                 "margins from": "evals/reader_pipeline.py --fit on the tune articles"}
+        info_path.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    lo, hi = info.get("refuse below", j.threshold), info.get("answer above", j.threshold)
+    table = {rule: score(records, rule, j.threshold, lo, hi)
+             for rule in ("off", "short", "reader", "both", "confident")}
+    n = {"paragraphs": len(docs), "answerable": sum(not q["unanswerable"] for q in questions),
+         "unanswerable": sum(q["unanswerable"] for q in questions)}
+    report = {"part": args.part, **n, "margins": [lo, hi], "rules": table, "records": records}
+    OUT.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(json.dumps(n), f"margins refuse < {lo}, answer > {hi}")
+    for rule, row in table.items():
+        print(f"{rule:10}", "  ".join(f"{k} {v}" for k, v in row.items()))
+    return report
+
+
+if __name__ == "__main__":
+    main()
