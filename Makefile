@@ -81,7 +81,7 @@ bench-scale: scale  ## the two backends on 1,000 DRCD questions, pgvector at 1M 
 # windows, then a warm start on 256-token windows with 6 frozen layers: 607 steps of a 1.5-epoch
 # schedule, then (as it was trained, across sessions) to step 1000 of a schedule shortened to 1000.
 # Prints the validation table and writes the threshold beside the weights; then the "confident"
-# gate's margins, fitted on the tune articles in the pipeline (evals.reader_pipeline).
+# gate's margin, fitted on the tune articles in the pipeline (evals.reader_pipeline).
 # A stage interrupted continues with ARGS=--resume (rerun the same command).
 reader: install  ## rebuild the shipped reader from DRCD + CMRC and print its validation table
 	nice $(PY) -m evals.train_reader --steps 300 --freeze 8 --max-len 192 --stride 96 --lr 1e-4 \

@@ -11,8 +11,8 @@ Each question goes through the pipeline once (``rag.qa``, reader off) and the re
 every refusal rule needs: the coverage gate's decision, the reader's verdict over the passages it
 reads (margin and span), the extractive answer. The rules are then scored from the records: their
 refusals are exact (they depend on nothing else); the short answer of a reader-decided answer is
-the reader's span, as in the pipeline. ``--fit`` (on the tune part) picks the "confident" gate's two
-margins and writes them beside the weights; the table of the validation part is the report.
+the reader's span, as in the pipeline. ``--fit`` (on the tune part) picks the "confident" gate's
+margin and writes it beside the weights; the table of the validation part is the report.
 Writes evals/out/reader_pipeline-<part>.json.
 """
 
@@ -96,8 +96,7 @@ def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -
                        "answer": None if answer.refused else answer.answer}
 
 
-def decide(r: dict[str, Any], rule: str, threshold: float, lo: float = 0.0,
-           hi: float = 0.0) -> tuple[str, str] | None:
+def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0) -> tuple[str, str] | None:
     """The short answer and the answer a rule gives (None: refused). A reader-decided answer is
     its span's sentence with its context, as the pipeline builds it (``from_span``)."""
     margin = r["margin"] if r["margin"] is not None else -1e9
@@ -110,31 +109,26 @@ def decide(r: dict[str, Any], rule: str, threshold: float, lo: float = 0.0,
         return by_reader if reader_says else None
     if rule == "both":
         return by_reader if reader_says and r["gate"] else None
-    if rule == "short":
+    if rule == "short" or r["gate"]:  # "confident" answers as "short" where the gate answers
         return ((r["span"] if reader_says else r["short"], r["answer"]) if by_gate else None) \
             if r["gate"] else None
-    # confident: the gate's answer as "short" gives it, unless the reader is sure it is no answer;
-    # the reader's where the gate refuses and the reader is sure of its span
-    if r["gate"]:
-        return decide(r, "short", threshold) if margin >= lo else None
-    return by_reader if margin > hi and r["span"] else None
+    return by_reader if margin > hi and r["span"] else None  # confident: the reader overrules
 
 
-def score(records: list[dict[str, Any]], rule: str, threshold: float, lo: float = 0.0,
-          hi: float = 0.0) -> dict[str, float]:
+def score(records: list[dict[str, Any]], rule: str, threshold: float, hi: float = 0.0) -> dict[str, float]:
     """Per form: answered, right (the answer holds a gold answer), short-answer F1 and EM;
     unanswerable: refused."""
     out: dict[str, float] = {}
     for form in ("question", "keyword"):
         rows = [r for r in records if not r["unanswerable"] and r["form"] == form]
-        given = [(decide(r, rule, threshold, lo, hi), r) for r in rows]
+        given = [(decide(r, rule, threshold, hi), r) for r in rows]
         n = max(1, len(rows))
         out[f"{form} answered %"] = 100 * sum(a is not None for a, _ in given) / n
         out[f"{form} right %"] = 100 * sum(_metric(_holds, a[1], r) for a, r in given if a) / n
         out[f"{form} F1"] = 100 * sum(_metric(f1, a[0], r) for a, r in given if a) / n
         out[f"{form} EM"] = 100 * sum(_metric(em, a[0], r) for a, r in given if a) / n
     rows = [r for r in records if r["unanswerable"]]
-    refused = sum(decide(r, rule, threshold, lo, hi) is None for r in rows)
+    refused = sum(decide(r, rule, threshold, hi) is None for r in rows)
     out["unanswerable refused %"] = 100 * refused / max(1, len(rows))
     return {k: round(v, 1) for k, v in out.items()}
 
@@ -156,22 +150,19 @@ def _metric(metric: Any, short: str | None, r: dict[str, Any]) -> float:
     return _scores[key]
 
 
-def fit(records: list[dict[str, Any]], threshold: float) -> tuple[float, float]:
-    """The "confident" margins, either side of the reader's threshold: the pair that is right on
-    the most questions, each counting once (an answerable one when its answer holds a gold
-    answer, an unanswerable one when refused)."""
-    grid = [x / 2 for x in range(-24, 25)]
+def fit(records: list[dict[str, Any]], threshold: float) -> float:
+    """The "confident" margin, at or above the reader's threshold, that is right on the most
+    questions, each counting once (an answerable one when its answer holds a gold answer, an
+    unanswerable one when refused)."""
     answerable = sum(not r["unanswerable"] for r in records) / 2  # two forms each
     unanswerable = sum(r["unanswerable"] for r in records)
-    best, pair = -1.0, (threshold, threshold)
-    for lo in [g for g in grid if g <= threshold]:
-        for hi in [g for g in grid if g >= threshold]:
-            s = score(records, "confident", threshold, lo, hi)
-            value = ((s["question right %"] + s["keyword right %"]) / 2 * answerable
-                     + s["unanswerable refused %"] * unanswerable)
-            if value > best:
-                best, pair = value, (lo, hi)
-    return pair
+
+    def right(hi: float) -> float:
+        s = score(records, "confident", threshold, hi)
+        return ((s["question right %"] + s["keyword right %"]) / 2 * answerable
+                + s["unanswerable refused %"] * unanswerable)
+
+    return max([threshold] + [x / 2 for x in range(-24, 25) if x / 2 > threshold], key=right)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -200,19 +191,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info_path = args.weights.with_suffix(".json")
     info = json.loads(info_path.read_text(encoding="utf-8"))
     if args.fit:
-        lo, hi = fit(records, j.threshold)
-        info |= {"refuse below": lo, "answer above": hi,
+        info.pop("refuse below", None)
+        info |= {"answer above": fit(records, j.threshold),
                  "margins from": "evals/reader_pipeline.py --fit on the tune articles"}
         info_path.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    lo, hi = info.get("refuse below", j.threshold), info.get("answer above", j.threshold)
-    table = {rule: score(records, rule, j.threshold, lo, hi)
+    hi = info.get("answer above", j.threshold)
+    table = {rule: score(records, rule, j.threshold, hi)
              for rule in ("off", "short", "reader", "both", "confident")}
     n = {"paragraphs": len(docs), "answerable": sum(not q["unanswerable"] for q in questions),
          "unanswerable": sum(q["unanswerable"] for q in questions)}
-    report = {"part": args.part, **n, "margins": [lo, hi], "rules": table, "records": records}
+    report = {"part": args.part, **n, "answer above": hi, "rules": table, "records": records}
     OUT.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(json.dumps(n), f"margins refuse < {lo}, answer > {hi}")
+    print(json.dumps(n), f"confident: the reader answers above a margin of {hi}")
     for rule, row in table.items():
         print(f"{rule:10}", "  ".join(f"{k} {v}" for k, v in row.items()))
     return report

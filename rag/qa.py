@@ -173,14 +173,14 @@ class _Run:
         self.reader = opts.reader
         self.verdict = None
         self.overruled = False  # "confident": the reader answers what the coverage gate refused
-        # "short" reads after the draft; "confident" reads even where the gate refuses
-        if opts.reader and (self.supported or gate == "confident") and gate != "short":
+        if gate == "confident" and not self.supported and self.lang != "en":  # trained on Chinese
+            assert opts.reader is not None
             self.verdict = self.read(self.passages)
+            self.supported = self.overruled = opts.reader.overrules(self.verdict)
+        elif opts.reader and self.supported and gate not in ("short", "confident"):  # those read
+            self.verdict = self.read(self.passages)  # after the draft, only what it quotes
             if gate in ("reader", "both"):
                 self.supported = bool(self.verdict and self.verdict.answerable)
-            elif gate == "confident" and self.lang != "en":  # it was trained on Chinese questions
-                self.overruled = not self.supported
-                self.supported = opts.reader.decide(self.verdict, self.supported)
 
     def read(self, passages: list[Passage]) -> Verdict | None:
         assert self.reader is not None
@@ -202,17 +202,15 @@ class _Run:
         if draft is None:
             draft = self.generator.generate(self.asked, self.passages, idf=self.weights)
             if self.gate in ("short", "confident") and extractive and draft.evidence:
-                self._shorten(draft, v)
+                self._shorten(draft)
         self.timings["generate"] = (time.perf_counter() - t) * 1000
         return draft
 
-    def _shorten(self, draft: Draft, v: Verdict | None = None) -> None:
+    def _shorten(self, draft: Draft) -> None:
         """The reader's span as the short answer, when it lies in a sentence the answer quotes:
-        the verdict read already, else only the quoted passages are read (one or two: a third
-        of reading all three)."""
-        if v is None:
-            quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
-            v = self.read(quoted)
+        only the quoted passages are read (one or two: a third of reading all three)."""
+        quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
+        v = self.read(quoted)
         if v and v.answerable and any(e.n == v.n and e.nstart <= v.nstart and v.nend <= e.nend
                                       for e in draft.evidence):
             draft.short_answer = Evidence(v.n, v.nstart, v.nend)

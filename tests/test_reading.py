@@ -70,31 +70,33 @@ def test_reader_gate_answers_what_the_coverage_gate_refuses(seed_index, monkeypa
     assert ask(seed_index, question, reader=Judge(None, 0.5, "both")).refused
 
 
-@pytest.mark.parametrize(("margin", "refused_plain", "refused_unsupported"), [
-    (6.0, False, False),  # sure it answers: answers even what the coverage gate refuses
-    (1.0, False, True),  # unsure: the coverage gate decides
-    (-3.0, True, True),  # sure it does not: refuses even what the coverage gate answers
+@pytest.mark.parametrize(("margin", "refused_unsupported"), [
+    (6.0, False),  # sure it answers: answers what the coverage gate refuses
+    (1.0, True),  # answerable, but not sure enough to overrule the gate
+    (-3.0, True),
 ])
-def test_confident_gate_overrides_the_coverage_gate_only_when_sure(  # type: ignore[no-untyped-def]
-        seed_index, monkeypatch, margin, refused_plain, refused_unsupported) -> None:
-    j = Judge(None, 0.5, "confident", refuse_below=-2.0, answer_above=5.0)
+def test_confident_gate_overrules_a_refusal_only_when_sure(  # type: ignore[no-untyped-def]
+        seed_index, monkeypatch, margin, refused_unsupported) -> None:
+    j = Judge(None, 0.5, "confident", answer_above=5.0)
     unsupported = "西咸新区2023年GDP是多少?"  # the coverage gate refuses it, answers QUESTION
     monkeypatch.setattr(reader, "read", fake_read("西咸新区", margin))
-    assert ask(seed_index, unsupported, reader=j).refused is refused_unsupported
+    answer = ask(seed_index, unsupported, reader=j)
+    assert answer.refused is refused_unsupported
+    assert answer.refused or answer.short_answer == "西咸新区"
+    plain = ask(seed_index, QUESTION)
     monkeypatch.setattr(reader, "read", fake_read("夏晓中", margin))
-    answer = ask(seed_index, QUESTION, reader=j)
-    assert answer.refused is refused_plain
-    assert answer.refused or answer.short_answer == "夏晓中"
+    answer = ask(seed_index, QUESTION, reader=j)  # what the gate answers stays answered, as "short"
+    assert not answer.refused and answer.answer == plain.answer
+    assert answer.short_answer == ("夏晓中" if margin > 0.5 else plain.short_answer)
 
 
 def test_confident_gate_leaves_english_questions_to_the_coverage_gate(  # type: ignore[no-untyped-def]
         seed_index, monkeypatch) -> None:
-    monkeypatch.setattr(reader, "read", fake_read(None, 0.0))  # sure there is no answer (margin -5)
-    j = Judge(None, 0.5, "confident", refuse_below=-2.0, answer_above=5.0)
-    english = "Who is the mayor of Xianyang?"
-    assert not ask(seed_index, english).refused
-    assert not ask(seed_index, english, reader=j).refused
-    assert ask(seed_index, QUESTION, reader=j).refused
+    monkeypatch.setattr(reader, "read", fake_read("GDP", 9.0))  # sure, but of an English question
+    j = Judge(None, 0.5, "confident", answer_above=5.0)
+    english = "What was Xixian New Area's GDP in 2023?"
+    assert ask(seed_index, english).refused
+    assert ask(seed_index, english, reader=j).refused
 
 
 def test_stream_gives_the_same_answer(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -13,18 +13,17 @@ How the verdict is used (``Judge.gate``):
 - ``span``: refusal stays the gate's; the reader picks the answer span and its sentence;
 - ``short``: refusal and the answer stay the extractive pipeline's; the reader's span becomes the
   short answer when the answer quotes the sentence holding it (the answer text is unchanged);
-- ``confident``: as ``short``, but the reader overrules the coverage gate where it is sure:
-  it refuses when its margin is below ``refuse_below`` and answers (its span's sentence leads)
-  what the gate refused when its margin is above ``answer_above``. Both margins are fitted on
-  held-out articles (``evals.reader_pipeline --fit``) and kept in reader.json. English questions
-  stay the gate's: the reader never saw one in training.
+- ``confident``: as ``short``, but where the coverage gate refuses, the reader reads the top
+  passages and answers (its span's sentence leads) when its margin is above ``answer_above``,
+  fitted on held-out articles (``evals.reader_pipeline --fit``) and kept in reader.json. Its
+  refusals are not used: fitted the same way, they cost more right answers than they saved.
+  English questions stay the gate's: the reader never saw one in training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,16 +54,11 @@ class Judge:
     threshold: float
     gate: str = "reader"
     depth: int = DEPTH
-    refuse_below: float = 0.0  # the "confident" gate's margins (see the module's docstring)
-    answer_above: float = 0.0
+    answer_above: float = 0.0  # the "confident" gate's margin (see the module's docstring)
 
-    def decide(self, verdict: Verdict | None, gate_says: bool) -> bool:
-        """The "confident" gate: answer? (``gate_says``: the coverage gate's answer)."""
-        margin = verdict.margin if verdict else -math.inf
-        if margin > self.answer_above and verdict and verdict.nend > verdict.nstart:
-            return True
-        return gate_says and margin >= self.refuse_below
-
+    def overrules(self, verdict: Verdict | None) -> bool:
+        """The "confident" gate: is the reader sure enough to answer what the coverage gate refused?"""
+        return bool(verdict and verdict.margin > self.answer_above and verdict.nend > verdict.nstart)
 
 def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
     """The shipped reader, or ``ModelError`` naming how to build it. Every call (each request,
@@ -75,8 +69,7 @@ def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
 
     model, info = _weights(path or reader.WEIGHTS)
     threshold = float(info["threshold"])
-    return Judge(model, threshold, gate, refuse_below=float(info.get("refuse below", threshold)),
-                 answer_above=float(info.get("answer above", threshold)))
+    return Judge(model, threshold, gate, answer_above=float(info.get("answer above", threshold)))
 
 
 @lru_cache(maxsize=2)
