@@ -177,8 +177,9 @@ class _Run:
             assert opts.reader is not None
             self.verdict = self.read(self.passages)
             self.supported = self.overruled = opts.reader.overrules(self.verdict)
-        elif opts.reader and self.supported and gate not in ("short", "confident"):  # those read
-            self.verdict = self.read(self.passages)  # after the draft, only what it quotes
+        elif opts.reader and self.supported and gate not in ("short", "confident"):
+            # ("short" and "confident" read after the draft, only the passages it quotes)
+            self.verdict = self.read(self.passages)
             if gate in ("reader", "both"):
                 self.supported = bool(self.verdict and self.verdict.answerable)
 

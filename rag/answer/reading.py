@@ -60,6 +60,7 @@ class Judge:
         """The "confident" gate: is the reader sure enough to answer what the coverage gate refused?"""
         return bool(verdict and verdict.margin > self.answer_above and verdict.nend > verdict.nstart)
 
+
 def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
     """The shipped reader, or ``ModelError`` naming how to build it. Every call (each request,
     through ``bootstrap.make_judge``) shares one loaded model and reads no file again."""
