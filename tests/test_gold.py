@@ -19,8 +19,10 @@ from rag.text.normalize import normalize, to_simplified
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "evals" / "gold" / "seeds.jsonl"
 ITEMS = load_gold(GOLD)
-# written after the rules the seeds set was tuned with were frozen; never tuned on (README)
-HELD_OUT = load_gold(ROOT / "evals" / "gold" / "seeds_heldout.jsonl")
+# written after the rules the seeds set was tuned with were frozen (the 2nd: before the 3rd reader
+# stage was scored); never tuned on (README)
+HELD_OUT = [*load_gold(ROOT / "evals" / "gold" / "seeds_heldout.jsonl"),
+            *load_gold(ROOT / "evals" / "gold" / "seeds_heldout2.jsonl")]
 ANSWERABLE = [item for item in ITEMS + HELD_OUT if not item.get("unanswerable")]
 
 
