@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from evals import reader_data
 from evals.metrics import em, f1
 from rag.answer.draft import Evidence
 from rag.answer.extract import from_span
-from rag.answer.reading import judge, load_judge
+from rag.answer.reading import Verdict, judge, load_judge
 from rag.ingest import ingest
 from rag.ingest.documents import Document
 from rag.models import reader
@@ -37,7 +39,7 @@ from rag.models.embed import load_embedder
 from rag.qa import _Options, _Run
 from rag.store.filters import Filter
 from rag.store.index import Index
-from rag.text.normalize import to_simplified
+from rag.text.normalize import has_cjk, to_simplified
 
 OUT = Path(__file__).resolve().parent / "out"
 WORK = reader_data.ROOT / ".rag-bench" / "reader-pipeline"
@@ -83,59 +85,86 @@ def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -
         if question["unanswerable"] else None
     run = _Run(index, question["question"], _Options(where=where))
     verdict = judge(j, run.normalized, run.passages)
-    span, sentence = "", None
+    span, sentence = _text(run, verdict), None
     if verdict is not None:
-        p = run.passages[verdict.n - 1]
-        span = p.text[verdict.nstart - p.hit.chunk.nstart:verdict.nend - p.hit.chunk.nstart]
         drafted = from_span(run.passages, Evidence(verdict.n, verdict.nstart, verdict.nend))
         sentence = drafted.text if drafted else None
-    answer = run.finish(run.draft() if run.supported else None)
+    draft = run.draft() if run.supported else None
+    quoted = None  # the reader over the passages the extractive answer quotes, as the pipeline reads
+    if draft is not None and draft.evidence:
+        quoted = judge(j, run.normalized, [run.passages[n - 1] for n in dict.fromkeys(
+            e.n for e in draft.evidence)])
+    answer = run.finish(draft)
     return question | {"gate": run.supported, "margin": verdict.margin if verdict else None,
+                       "quoted_margin": quoted.margin if quoted else None, "quoted_span": _text(run, quoted),
                        "span": span, "reader_answer": sentence or span,
                        "short": answer.short_answer if not answer.refused else None,
                        "answer": None if answer.refused else answer.answer}
 
 
-def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0) -> tuple[str, str] | None:
+def _text(run: _Run, verdict: Verdict | None) -> str:
+    """The characters of a verdict's span ("" for none)."""
+    if verdict is None:
+        return ""
+    p = run.passages[verdict.n - 1]
+    return p.text[verdict.nstart - p.hit.chunk.nstart:verdict.nend - p.hit.chunk.nstart]
+
+
+def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0,
+           lo: float = -math.inf) -> tuple[str, str] | None:
     """The short answer and the answer a rule gives (None: refused). A reader-decided answer is
-    its span's sentence with its context, as the pipeline builds it (``from_span``)."""
-    margin = r["margin"] if r["margin"] is not None else -1e9
+    its span's sentence with its context, as the pipeline builds it (``from_span``). Where the
+    gate answers, "short" and "confident" read the quoted passages only: the short answer is the
+    reader's span when it lies in the answer; "confident" refuses when that margin is below ``lo``."""
+    margin = r["margin"] if r["margin"] is not None else -math.inf
     reader_says = margin > threshold and bool(r["span"])
     by_reader = (r["span"], r["reader_answer"])
-    by_gate = (r["short"], r["answer"]) if r["answer"] is not None else None
+    by_gate = (r["short"], r["answer"]) if r["gate"] and r["answer"] is not None else None
     if rule == "off":
-        return by_gate if r["gate"] else None
+        return by_gate
     if rule == "reader":
         return by_reader if reader_says else None
     if rule == "both":
         return by_reader if reader_says and r["gate"] else None
-    if rule == "short" or r["gate"]:  # "confident" answers as "short" where the gate answers
-        if not (r["gate"] and by_gate):
-            return None
-        return r["span"] if reader_says else r["short"], r["answer"]
-    return by_reader if margin > hi and r["span"] else None  # confident: the reader overrules
+    if by_gate is not None and rule in ("short", "confident"):
+        quoted = r.get("quoted_margin", r["margin"])
+        quoted = quoted if quoted is not None else -math.inf
+        if rule == "confident" and quoted < lo and has_cjk(r["question"]):
+            return None  # the reader, reading what the answer quotes, finds no answer there
+        span = r.get("quoted_span", r["span"])
+        inside = quoted > threshold and span and to_simplified(span) in _simplified(r["answer"])
+        return (span if inside else r["short"]), r["answer"]
+    if rule == "confident" and not r["gate"]:  # the reader overrules a refusal
+        return by_reader if margin > hi and r["span"] else None
+    return None
 
 
-def score(records: list[dict[str, Any]], rule: str, threshold: float, hi: float = 0.0) -> dict[str, float]:
+def score(records: list[dict[str, Any]], rule: str, threshold: float, hi: float = 0.0,
+          lo: float = -math.inf) -> dict[str, float]:
     """Per form: answered, right (the answer holds a gold answer), short-answer F1 and EM;
     unanswerable: refused."""
     out: dict[str, float] = {}
     for form in ("question", "keyword"):
         rows = [r for r in records if not r["unanswerable"] and r["form"] == form]
-        given = [(decide(r, rule, threshold, hi), r) for r in rows]
+        given = [(decide(r, rule, threshold, hi, lo), r) for r in rows]
         n = max(1, len(rows))
         out[f"{form} answered %"] = 100 * sum(a is not None for a, _ in given) / n
         out[f"{form} right %"] = 100 * sum(_metric(_holds, a[1], r) for a, r in given if a) / n
         out[f"{form} F1"] = 100 * sum(_metric(f1, a[0], r) for a, r in given if a) / n
         out[f"{form} EM"] = 100 * sum(_metric(em, a[0], r) for a, r in given if a) / n
     rows = [r for r in records if r["unanswerable"]]
-    refused = sum(decide(r, rule, threshold, hi) is None for r in rows)
+    refused = sum(decide(r, rule, threshold, hi, lo) is None for r in rows)
     out["unanswerable refused %"] = 100 * refused / max(1, len(rows))
     return {k: round(v, 1) for k, v in out.items()}
 
 
 def _holds(answer: str, golds: list[str]) -> float:
     return float(any(g and g in answer for g in golds))
+
+
+@cache
+def _simplified(text: str) -> str:
+    return to_simplified(text)
 
 
 _scores: dict[tuple[Any, str, tuple[str, ...]], float] = {}
@@ -151,19 +180,22 @@ def _metric(metric: Any, short: str | None, r: dict[str, Any]) -> float:
     return _scores[key]
 
 
-def fit(records: list[dict[str, Any]], threshold: float) -> float:
-    """The "confident" margin, at or above the reader's threshold, that is right on the most
-    questions, each counting once (an answerable one when its answer holds a gold answer, an
-    unanswerable one when refused)."""
+def fit(records: list[dict[str, Any]], threshold: float) -> tuple[float, float]:
+    """The "confident" gate's two margins that are right on the most questions, each counting
+    once (an answerable one when its answer holds a gold answer, an unanswerable one when
+    refused): above which the reader answers what the coverage gate refused (at or above the
+    reader's threshold), and below which it refuses what the gate answered (or never: -inf)."""
     answerable = sum(not r["unanswerable"] for r in records) / 2  # two forms each
     unanswerable = sum(r["unanswerable"] for r in records)
 
-    def right(hi: float) -> float:
-        s = score(records, "confident", threshold, hi)
+    def right(margins: tuple[float, float]) -> float:
+        s = score(records, "confident", threshold, *margins)
         return ((s["question right %"] + s["keyword right %"]) / 2 * answerable
                 + s["unanswerable refused %"] * unanswerable)
 
-    return max([threshold] + [x / 2 for x in range(-24, 25) if x / 2 > threshold], key=right)
+    his = [threshold] + [x / 2 for x in range(-24, 25) if x / 2 > threshold]
+    los = [-math.inf] + [x / 2 for x in range(-24, 25) if x / 2 <= threshold]
+    return max(((hi, lo) for lo in los for hi in his), key=right)  # ties: no veto, lowest margin
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -192,19 +224,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info_path = args.weights.with_suffix(".json")
     info = json.loads(info_path.read_text(encoding="utf-8"))
     if args.fit:
-        info.pop("refuse below", None)
-        info |= {"answer above": fit(records, j.threshold),
+        hi, lo = fit(records, j.threshold)
+        info |= {"answer above": hi, "refuse below": lo if lo > -math.inf else None,
                  "margins from": "evals/reader_pipeline.py --fit on the tune articles"}
         info_path.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     hi = info.get("answer above", j.threshold)
-    table = {rule: score(records, rule, j.threshold, hi)
+    lo = info["refuse below"] if info.get("refuse below") is not None else -math.inf
+    table = {rule: score(records, rule, j.threshold, hi, lo)
              for rule in ("off", "short", "reader", "both", "confident")}
     n = {"paragraphs": len(docs), "answerable": sum(not q["unanswerable"] for q in questions),
          "unanswerable": sum(q["unanswerable"] for q in questions)}
-    report = {"part": args.part, **n, "answer above": hi, "rules": table, "records": records}
+    report = {"part": args.part, **n, "answer above": hi, "refuse below": info.get("refuse below"),
+              "rules": table, "records": records}
     OUT.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(json.dumps(n), f"confident: the reader answers above a margin of {hi}")
+    print(json.dumps(n), f"confident: the reader answers above a margin of {hi}, refuses below {lo}")
     for rule, row in table.items():
         print(f"{rule:10}", "  ".join(f"{k} {v}" for k, v in row.items()))
     return report

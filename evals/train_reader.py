@@ -46,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--warmup", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=SEED, help="batch order, windows kept and dropout")
     p.add_argument("--keyword-share", type=float, default=0.4)
+    p.add_argument("--swapped", type=float, default=0.0,
+                   help="share of training questions also asked with an entity or number swapped (no answer)")
+    p.add_argument("--officials", type=int, default=0,
+                   help="synthetic news reports on officials (evals.reader_hard)")
     p.add_argument("--null-windows", type=float, default=0.3, help="share of answerless gold windows kept")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--eval-limit", type=int, default=None, help="questions per evaluated part (default all)")
@@ -66,12 +71,12 @@ def token_span(enc: reader.Encoded, start: int, end: int) -> tuple[int, int]:
 
 
 def make_features(examples: list[reader_data.Example], max_len: int, stride: int,
-                  null_share: float) -> list[tuple[list[int], int, int]]:
+                  null_share: float, seed: int = SEED) -> list[tuple[list[int], int, int]]:
     """(input ids, start label, end label) windows; label 0 (<s>) where the window holds no answer.
 
     One window per example carries its answer (the one where it is most central); of the answerless
     windows of gold paragraphs a share is kept; a no-answer example gives one random window."""
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     questions = reader.encode_texts([e.question for e in examples])
     contexts = reader.encode_texts([e.context for e in examples])
     out = []
@@ -90,6 +95,20 @@ def make_features(examples: list[reader_data.Example], max_len: int, stride: int
             elif rng.random() < null_share:
                 out.append((w.ids, 0, 0))
     return out
+
+
+def hard_examples(examples: list[reader_data.Example], swapped: float,
+                  officials: int) -> list[reader_data.Example]:
+    """The hard no-answer examples (evals.reader_hard), built once and kept in .reader/."""
+    if not (swapped or officials):
+        return []
+    from evals import reader_hard
+
+    path = WORK / f"data-hard-{swapped}-{officials}.jsonl"
+    if not path.exists():
+        made = reader_hard.swapped(examples, swapped) + reader_hard.officials(officials)
+        reader_data.save_examples(made, path)
+    return reader_data.load_examples(path)
 
 
 def freeze(model: Any, layers: int) -> None:
@@ -129,7 +148,7 @@ def train(args: argparse.Namespace) -> Any:
     import torch
 
     torch.set_num_threads(2) if args.device == "cpu" else None
-    torch.manual_seed(SEED)
+    torch.manual_seed(args.seed)
     model = reader.new_reader()
     checkpoint = torch.load(WORK / "checkpoint.pt", weights_only=False) if args.resume else None
     if args.init and not checkpoint:  # warm start: an earlier run's weights, this run's schedule
@@ -138,13 +157,14 @@ def train(args: argparse.Namespace) -> Any:
         model.load_state_dict(checkpoint["model"], strict=False)
         saved = checkpoint["args"]  # the run's shape stays; the budget, the device and (when
         for key in ("epochs", "steps", "freeze", "max_len", "stride", "batch", "lr", "warmup",
-                    "keyword_share", "null_windows"):  # given) a shorter schedule may change
-            if not (key == "steps" and args.steps):
-                setattr(args, key, saved[key])
+                    "keyword_share", "null_windows", "seed", "swapped", "officials"):  # given) a
+            if not (key == "steps" and args.steps):  # shorter schedule may change; older runs lack
+                setattr(args, key, saved.get(key, getattr(args, key)))  # the seed and hard examples
     freeze(model, args.freeze)
     model.to(args.device).train()
     examples = reader_data.cached_examples("train", args.keyword_share, WORK, Path(args.data))
-    features = make_features(examples, args.max_len, args.stride, args.null_windows)
+    examples += hard_examples(examples, args.swapped, args.officials)
+    features = make_features(examples, args.max_len, args.stride, args.null_windows, args.seed)
     per_epoch = math.ceil(len(features) / args.batch)
     total = args.steps or int(per_epoch * args.epochs)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -159,10 +179,10 @@ def train(args: argparse.Namespace) -> Any:
     done_at_start = step
     while step < total:
         epoch, at = divmod(step, per_epoch)
-        order = np.random.default_rng(SEED + epoch).permutation(len(features))
+        order = np.random.default_rng(args.seed + epoch).permutation(len(features))
         batch = [features[i] for i in order[at * args.batch:(at + 1) * args.batch]]
         ids, mask, starts, ends = batch_tensors(batch, args.device)
-        torch.manual_seed(SEED * 100_003 + step)  # dropout: the same masks after a resume
+        torch.manual_seed(args.seed * 100_003 + step)  # dropout: the same masks after a resume
         for group in optimizer.param_groups:
             group["lr"] = args.lr * schedule(step, total, args.warmup)
         with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):

@@ -202,18 +202,23 @@ class _Run:
         if draft is None:
             draft = self.generator.generate(self.asked, self.passages, idf=self.weights)
             if self.gate in ("short", "confident") and extractive and draft.evidence:
-                self._shorten(draft)
+                draft = self._shorten(draft)
         self.timings["generate"] = (time.perf_counter() - t) * 1000
         return draft
 
-    def _shorten(self, draft: Draft) -> None:
+    def _shorten(self, draft: Draft) -> Draft:
         """The reader's span as the short answer, when it lies in a sentence the answer quotes:
-        only the quoted passages are read (one or two: a third of reading all three)."""
+        only the quoted passages are read (one or two: a third of reading all three). With the
+        "confident" gate, a refusal when the reader is sure they do not answer (Chinese only)."""
+        assert self.reader is not None
         quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
         v = self.read(quoted)
+        if self.lang != "en" and self.reader.vetoes(v):
+            return Draft("", refused=True)
         if v and v.answerable and any(e.n == v.n and e.nstart <= v.nstart and v.nend <= e.nend
                                       for e in draft.evidence):
             draft.short_answer = Evidence(v.n, v.nstart, v.nend)
+        return draft
 
     def first_text(self) -> None:
         """Note when the asker got the first piece of the answer."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from evals.reader_pipeline import decide, fit, score
 
 
 def rec(gate: bool, margin: float, unanswerable: bool = False, form: str = "question",
-        right: bool = True) -> dict[str, Any]:
+        right: bool = True, quoted: float | None = None) -> dict[str, Any]:
+    """A record; ``quoted``: the reader's margin over the passages the gate's answer quotes."""
     gold = "夏晓中"
     span = gold if right else "冷劲松"
-    return {"gate": gate, "margin": margin, "unanswerable": unanswerable, "form": form,
+    return {"question": "咸阳市委书记是谁?", "gate": gate, "margin": margin,
+            "quoted_margin": (margin if quoted is None else quoted) if gate else None,
+            "quoted_span": gold if gate else "", "unanswerable": unanswerable, "form": form,
             "answers": [gold], "span": span, "reader_answer": f"咸阳市委书记{span}出席。",
             "short": None, "answer": f"咸阳市委书记{gold}出席。" if gate else None}
 
@@ -22,6 +26,16 @@ def test_confident_overrules_only_a_refusal_and_only_beyond_its_margin() -> None
     assert decide(rec(False, 4.0), "confident", t, hi) is None  # unsure: the gate refused
     assert decide(rec(True, -4.0), "confident", t, hi) == (None, "咸阳市委书记夏晓中出席。")  # as short
     assert decide(rec(True, 2.0), "confident", t, hi) == ("夏晓中", "咸阳市委书记夏晓中出席。")
+
+
+def test_confident_refuses_below_its_veto_margin_over_the_quoted_passages() -> None:
+    t, hi = 1.0, 5.0
+    assert decide(rec(True, 8.0, quoted=-6.0), "confident", t, hi, -4.0) is None
+    kept = decide(rec(True, -8.0, quoted=-3.0), "confident", t, hi, -4.0)
+    assert kept == (None, "咸阳市委书记夏晓中出席。")
+    assert decide(rec(True, 8.0, quoted=-6.0), "short", t, hi, -4.0) is not None  # short never refuses
+    english = rec(True, 8.0, quoted=-6.0) | {"question": "Who chaired it?"}
+    assert decide(english, "confident", t, hi, -4.0) is not None  # left to the coverage gate
 
 
 def test_score_counts_answers_by_their_text_and_refusals() -> None:
@@ -35,8 +49,10 @@ def test_score_counts_answers_by_their_text_and_refusals() -> None:
     assert s["unanswerable refused %"] == 50.0
 
 
-def test_fit_answers_above_the_unanswerable_margins() -> None:
+def test_fit_answers_above_the_unanswerable_margins_and_refuses_below_the_answerable() -> None:
     records = ([rec(False, 7.0)] * 5 + [rec(False, 3.0, unanswerable=True)] * 5
-               + [rec(True, -1.0)] * 5)
-    hi = fit(records, 1.0)
-    assert 3.0 <= hi < 7.0
+               + [rec(True, -1.0)] * 5 + [rec(True, -2.0, quoted=-6.0, unanswerable=True)] * 3)
+    hi, lo = fit(records, 1.0)
+    assert 3.0 <= hi < 7.0 and -6.0 < lo <= -1.0
+    hi, lo = fit(records[:15], 1.0)
+    assert lo == -math.inf  # nothing to refuse: no veto

@@ -90,13 +90,30 @@ def test_confident_gate_overrules_a_refusal_only_when_sure(  # type: ignore[no-u
     assert answer.short_answer == ("夏晓中" if margin > 0.5 else plain.short_answer)
 
 
+@pytest.mark.parametrize(("margin", "refused"), [(-6.0, True), (-1.0, False), (3.0, False)])
+def test_confident_gate_refuses_what_the_quoted_passages_do_not_answer(  # type: ignore[no-untyped-def]
+        seed_index, monkeypatch, margin, refused) -> None:
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", margin))
+    j = Judge(None, 0.5, "confident", answer_above=5.0, refuse_below=-3.0)
+    answer = ask(seed_index, QUESTION, reader=j)  # the coverage gate answers it
+    assert answer.refused is refused
+    assert answer.refused or answer.citations
+    streamed = list(stream_ask(seed_index, QUESTION, reader=j))[-1]
+    assert isinstance(streamed, Answer) and streamed.refused is refused
+    never = Judge(None, 0.5, "confident", answer_above=5.0)  # reader.json's "refuse below": null
+    assert not ask(seed_index, QUESTION, reader=never).refused
+
+
 def test_confident_gate_leaves_english_questions_to_the_coverage_gate(  # type: ignore[no-untyped-def]
         seed_index, monkeypatch) -> None:
     monkeypatch.setattr(reader, "read", fake_read("GDP", 9.0))  # sure, but of an English question
-    j = Judge(None, 0.5, "confident", answer_above=5.0)
+    j = Judge(None, 0.5, "confident", answer_above=5.0, refuse_below=-3.0)
     english = "What was Xixian New Area's GDP in 2023?"
     assert ask(seed_index, english).refused
     assert ask(seed_index, english, reader=j).refused
+    answered = "Who is the Party Secretary of Xianyang?"  # nor refuses one the gate answers
+    monkeypatch.setattr(reader, "read", fake_read(None, -9.0))
+    assert not ask(seed_index, answered).refused and not ask(seed_index, answered, reader=j).refused
 
 
 def test_stream_gives_the_same_answer(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]

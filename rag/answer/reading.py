@@ -14,9 +14,10 @@ How the verdict is used (``Judge.gate``):
 - ``short``: refusal and the answer stay the extractive pipeline's; the reader's span becomes the
   short answer when the answer quotes the sentence holding it (the answer text is unchanged);
 - ``confident``: as ``short``, but where the coverage gate refuses, the reader reads the top
-  passages and answers (its span's sentence leads) when its margin is above ``answer_above``,
-  fitted on held-out articles (``evals.reader_pipeline --fit``) and kept in reader.json. Its
-  refusals are not used: fitted the same way, they cost more right answers than they saved.
+  passages and answers (its span's sentence leads) when its margin is above ``answer_above``;
+  where the gate answers and the reader, reading the passages the answer quotes, finds no answer
+  there (margin below ``refuse_below``), it refuses. Both margins are fitted on held-out articles
+  (``evals.reader_pipeline --fit``) and kept in reader.json (``refuse below`` null: never).
   English questions stay the gate's: the reader never saw one in training.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,11 +56,16 @@ class Judge:
     threshold: float
     gate: str = "reader"
     depth: int = DEPTH
-    answer_above: float = 0.0  # the "confident" gate's margin (see the module's docstring)
+    answer_above: float = 0.0  # the "confident" gate's margins (see the module's docstring)
+    refuse_below: float = -math.inf
 
     def overrules(self, verdict: Verdict | None) -> bool:
         """The "confident" gate: is the reader sure enough to answer what the coverage gate refused?"""
         return bool(verdict and verdict.margin > self.answer_above and verdict.nend > verdict.nstart)
+
+    def vetoes(self, verdict: Verdict | None) -> bool:
+        """The "confident" gate: is the reader sure the passages an answer quotes do not answer?"""
+        return self.gate == "confident" and verdict is not None and verdict.margin < self.refuse_below
 
 
 def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
@@ -70,7 +77,9 @@ def load_judge(gate: str = "reader", path: Path | None = None) -> Judge:
 
     model, info = _weights(path or reader.WEIGHTS)
     threshold = float(info["threshold"])
-    return Judge(model, threshold, gate, answer_above=float(info.get("answer above", threshold)))
+    below = info.get("refuse below")
+    return Judge(model, threshold, gate, answer_above=float(info.get("answer above", threshold)),
+                 refuse_below=-math.inf if below is None else float(below))
 
 
 @lru_cache(maxsize=2)
