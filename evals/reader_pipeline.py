@@ -36,7 +36,7 @@ from rag.ingest import ingest
 from rag.ingest.documents import Document
 from rag.models import reader
 from rag.models.embed import load_embedder
-from rag.qa import _Options, _Run
+from rag.qa import _checked, _Options, _Run
 from rag.store.filters import Filter
 from rag.store.index import Index
 from rag.text.normalize import has_cjk, to_simplified
@@ -90,12 +90,13 @@ def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -
         drafted = from_span(run.passages, Evidence(verdict.n, verdict.nstart, verdict.nend))
         sentence = drafted.text if drafted else None
     draft = run.draft() if run.supported else None
-    quoted = None  # the reader over the passages the extractive answer quotes, as the pipeline reads
+    quoted, read = None, []  # the reader over the passages the extractive answer quotes, as in qa
     if draft is not None and draft.evidence:
-        quoted = judge(j, run.normalized, [run.passages[n - 1] for n in dict.fromkeys(
-            e.n for e in draft.evidence)])
+        read = [run.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
+        quoted = judge(j, run.normalized, read)
     answer = run.finish(draft)
-    return question | {"gate": run.supported, "margin": verdict.margin if verdict else None,
+    return question | {"gate": run.supported, "checked": _checked(run.question, run.hits, index.lexicon),
+                       "quoted_passages": len(read), "margin": verdict.margin if verdict else None,
                        "quoted_margin": quoted.margin if quoted else None, "quoted_span": _text(run, quoted),
                        "span": span, "reader_answer": sentence or span,
                        "short": answer.short_answer if not answer.refused else None,
@@ -115,7 +116,8 @@ def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0,
     """The short answer and the answer a rule gives (None: refused). A reader-decided answer is
     its span's sentence with its context, as the pipeline builds it (``from_span``). Where the
     gate answers, "short" and "confident" read the quoted passages only: the short answer is the
-    reader's span when it lies in the answer; "confident" refuses when that margin is below ``lo``."""
+    reader's span when it lies in the answer; "confident" refuses when that margin is below ``lo``
+    (one passage quoted), and overrules only the gate's refusals for too few shared words."""
     margin = r["margin"] if r["margin"] is not None else -math.inf
     reader_says = margin > threshold and bool(r["span"])
     by_reader = (r["span"], r["reader_answer"])
@@ -129,12 +131,13 @@ def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0,
     if by_gate is not None and rule in ("short", "confident"):
         quoted = r.get("quoted_margin", r["margin"])
         quoted = quoted if quoted is not None else -math.inf
-        if rule == "confident" and quoted < lo and has_cjk(r["question"]):
-            return None  # the reader, reading what the answer quotes, finds no answer there
+        one = r.get("quoted_passages", 1) == 1
+        if rule == "confident" and quoted < lo and one and has_cjk(r["question"]):
+            return None  # the reader, reading the one passage the answer quotes, finds no answer
         span = r.get("quoted_span", r["span"])
         inside = quoted > threshold and span and to_simplified(span) in _simplified(r["answer"])
         return (span if inside else r["short"]), r["answer"]
-    if rule == "confident" and not r["gate"]:  # the reader overrules a refusal
+    if rule == "confident" and not r["gate"] and r.get("checked", True):  # it overrules a refusal
         return by_reader if margin > hi and r["span"] else None
     return None
 

@@ -100,9 +100,10 @@ def _ordinals(question: str) -> list[re.Pattern[str]]:
     return out
 
 
-def _supported(question: str, hits: list[Hit], weights: dict[str, float], lexicon: TermStats,
-               refuse_below: float | None, *, bridged: bool = False) -> bool:
-    """Is there enough evidence to answer? (Else refuse without generating.)"""
+def _checked(question: str, hits: list[Hit], lexicon: TermStats) -> bool:
+    """Do the passages have what the question's form demands? (A year for 哪一年, the ordinal
+    it names, the deed it asks who did.) A refusal here is specific evidence that the documents
+    do not say: no reader overrules it."""
     if not hits:
         return False
     texts = [strip_flagged(h.chunk.text) for h in hits]  # an injected sentence is no evidence
@@ -116,9 +117,14 @@ def _supported(question: str, hits: list[Hit], weights: dict[str, float], lexico
     # among those who signed): they do not say. Only the collection is asked, not the passages:
     # those often word the deed otherwise (获胜 → 击败), DRCD and CMRC lost 14 right answers to
     # saving 4 wrong ones when the passages had to repeat it.
-    if (verb := agent_verb(simplified)) and verb not in lexicon:
-        return False
+    return not ((verb := agent_verb(simplified)) and verb not in lexicon)
+
+
+def _covered(question: str, hits: list[Hit], weights: dict[str, float], refuse_below: float | None,
+             *, bridged: bool = False) -> bool:
+    """Does a passage hold enough of the question's words? (Else refuse without generating.)"""
     if has_cjk(question) or bridged:
+        texts = [strip_flagged(h.chunk.text) for h in hits]
         best = max(coverage(t, weights) for t in texts)
         return best >= (MIN_COVERAGE if refuse_below is None else refuse_below)
     return max(h.dense for h in hits) >= MIN_DENSE
@@ -167,12 +173,13 @@ class _Run:
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
         gate = self.gate = opts.reader.gate if opts.reader else "off"
-        self.supported = gate == "reader" or _supported(self.question, self.hits, self.weights,
-                                                        index.lexicon, opts.refuse_below,
-                                                        bridged=query.bridged)
+        checked = _checked(self.question, self.hits, index.lexicon)
+        self.supported = gate == "reader" or (checked and _covered(
+            self.question, self.hits, self.weights, opts.refuse_below, bridged=query.bridged))
         self.reader = opts.reader
         self.verdict = None
-        if gate == "confident" and not self.supported and self.lang != "en":  # trained on Chinese
+        # the reader overrules a refusal for too few shared words, in Chinese (its training)
+        if gate == "confident" and not self.supported and checked and self.lang != "en":
             assert opts.reader is not None
             self.verdict = self.read(self.passages)
             self.supported = opts.reader.overrules(self.verdict)  # then draft() leads with its span
@@ -209,11 +216,13 @@ class _Run:
     def _shorten(self, draft: Draft) -> Draft:
         """The reader's span as the short answer, when it lies in a sentence the answer quotes:
         only the quoted passages are read (one or two: a third of reading all three). With the
-        "confident" gate, a refusal when the reader is sure they do not answer (Chinese only)."""
+        "confident" gate, a refusal when the reader is sure the one passage quoted does not
+        answer (Chinese only)."""
         assert self.reader is not None
         quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
         v = self.read(quoted)
-        if self.lang != "en" and self.reader.vetoes(v):
+        # it reads one passage at a time: an answer drawn from two is not its to refuse
+        if self.lang != "en" and len(quoted) == 1 and self.reader.vetoes(v):
             return Draft("", refused=True)
         if v and v.answerable and any(e.n == v.n and e.nstart <= v.nstart and v.nend <= e.nend
                                       for e in draft.evidence):

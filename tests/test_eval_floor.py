@@ -15,6 +15,7 @@ from rag.store.index import Index
 
 GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "seeds.jsonl"
 HELD_OUT = GOLD.with_name("seeds_heldout.jsonl")
+HELD_OUT_2 = GOLD.with_name("seeds_heldout2.jsonl")
 FLOORS = {
     "accuracy": 0.98,  # measured 1.0 (the deed of 由谁 questions, 怎样的X filled, 座谈…会 for "symposium")
     "refusal_recall": 0.99,  # measured 1.0 (all 15 unanswerable refused)
@@ -31,6 +32,13 @@ HELD_OUT_FLOORS = {
 }
 
 
+# 16 keyword-style, paraphrased and unanswerable questions written before the 3rd reader stage
+HELD_OUT_2_FLOORS = {
+    "accuracy": 0.75,  # measured 0.75 (12 of 16), reader off
+    "refusal_recall": 0.8,  # measured 0.8 (4 of 5 unanswerable refused)
+}
+
+
 @pytest.mark.integration
 def test_seeds_gold_set_stays_above_its_floor(real_index: Index, tmp_path: Path) -> None:
     summary = run_gold(real_index, GOLD, out_json=tmp_path / "seeds.json")
@@ -41,8 +49,10 @@ def test_seeds_gold_set_stays_above_its_floor(real_index: Index, tmp_path: Path)
 
 
 @pytest.mark.integration
-def test_held_out_questions_stay_above_their_floor(real_index: Index, tmp_path: Path) -> None:
-    summary = run_gold(real_index, HELD_OUT, out_json=tmp_path / "heldout.json")
-    low = {k: summary[k] for k in HELD_OUT_FLOORS
-           if summary[k] is None or summary[k] < HELD_OUT_FLOORS[k]}
-    assert not summary["errors"] and not low, f"below the floor: {low} (floors {HELD_OUT_FLOORS})"
+@pytest.mark.parametrize(("gold", "floors"), [(HELD_OUT, HELD_OUT_FLOORS), (HELD_OUT_2, HELD_OUT_2_FLOORS)],
+                         ids=["held-out", "held-out-2"])
+def test_held_out_questions_stay_above_their_floor(real_index: Index, tmp_path: Path, gold: Path,
+                                                    floors: dict[str, float]) -> None:
+    summary = run_gold(real_index, gold, out_json=tmp_path / "heldout.json")
+    low = {k: summary[k] for k in floors if summary[k] is None or summary[k] < floors[k]}
+    assert not summary["errors"] and not low, f"below the floor: {low} (floors {floors})"

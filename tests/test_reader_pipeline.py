@@ -36,6 +36,13 @@ def test_confident_refuses_below_its_veto_margin_over_the_quoted_passages() -> N
     assert decide(rec(True, 8.0, quoted=-6.0), "short", t, hi, -4.0) is not None  # short never refuses
     english = rec(True, 8.0, quoted=-6.0) | {"question": "Who chaired it?"}
     assert decide(english, "confident", t, hi, -4.0) is not None  # left to the coverage gate
+    two = rec(True, 8.0, quoted=-6.0) | {"quoted_passages": 2}
+    assert decide(two, "confident", t, hi, -4.0) is not None  # an answer from two passages
+
+
+def test_confident_overrules_only_a_refusal_for_too_few_shared_words() -> None:
+    assert decide(rec(False, 9.0), "confident", 1.0, 5.0) is not None
+    assert decide(rec(False, 9.0) | {"checked": False}, "confident", 1.0, 5.0) is None  # 第十次
 
 
 def test_score_counts_answers_by_their_text_and_refusals() -> None:

@@ -90,6 +90,14 @@ def test_confident_gate_overrules_a_refusal_only_when_sure(  # type: ignore[no-u
     assert answer.short_answer == ("夏晓中" if margin > 0.5 else plain.short_answer)
 
 
+def test_confident_gate_never_overrules_a_refusal_for_what_the_question_s_form_demands(  # type: ignore[no-untyped-def]
+        seed_index, monkeypatch) -> None:
+    monkeypatch.setattr(reader, "read", fake_read("11月18日至19日", 9.0))  # sure, of the 9th meeting
+    j = Judge(None, 0.5, "confident", answer_above=5.0)
+    assert ask(seed_index, "第十次国家级新区工作经验交流会何时举行?", reader=j).refused  # the 10th
+    assert not ask(seed_index, "第九次国家级新区工作经验交流会何时举行?", reader=j).refused
+
+
 @pytest.mark.parametrize(("margin", "refused"), [(-6.0, True), (-1.0, False), (3.0, False)])
 def test_confident_gate_refuses_what_the_quoted_passages_do_not_answer(  # type: ignore[no-untyped-def]
         seed_index, monkeypatch, margin, refused) -> None:
