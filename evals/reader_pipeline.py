@@ -8,11 +8,12 @@ other questions asked with their gold paragraph filtered out (``Filter``: the re
 stays, on topic), kept only when no other paragraph holds a gold answer.
 
 Each question goes through the pipeline once (``rag.qa``, reader off) and the record keeps what
-every refusal rule needs: the coverage gate's decision, the reader's verdict over the passages it
-reads (margin and span), the extractive answer. The rules are then scored from the records: their
-refusals are exact (they depend on nothing else); the short answer of a reader-decided answer is
-the reader's span, as in the pipeline. ``--fit`` (on the tune part) picks the "confident" gate's
-margin and writes it beside the weights; the table of the validation part is the report.
+every refusal rule needs: the coverage gate's decision (and whether the question's form checks
+passed), the reader's verdict over the top passages and over the ones the extractive answer
+quotes (margin, span, how many), the extractive answer. The rules are then scored from the
+records: their refusals are exact (they depend on nothing else); a short answer counts only
+where the pipeline shows it. ``--fit`` (on the tune part) picks the "confident" gate's two
+margins and writes them beside the weights; the table of the validation part is the report.
 Writes evals/out/reader_pipeline-<part>.json.
 """
 
