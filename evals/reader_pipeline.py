@@ -37,7 +37,7 @@ from rag.ingest import ingest
 from rag.ingest.documents import Document
 from rag.models import reader
 from rag.models.embed import load_embedder
-from rag.qa import _checked, _Options, _Run
+from rag.qa import _Options, _Run
 from rag.store.filters import Filter
 from rag.store.index import Index
 from rag.text.normalize import has_cjk, to_simplified
@@ -93,10 +93,10 @@ def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -
     draft = run.draft() if run.supported else None
     quoted, read = None, []  # the reader over the passages the extractive answer quotes, as in qa
     if draft is not None and draft.evidence:
-        read = [run.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
+        read = run.quoted(draft)
         quoted = judge(j, run.normalized, read)
     answer = run.finish(draft)
-    return question | {"gate": run.supported, "checked": _checked(run.question, run.hits, index.lexicon),
+    return question | {"gate": run.supported, "checked": run.checked,
                        "quoted_passages": len(read), "margin": verdict.margin if verdict else None,
                        "quoted_margin": quoted.margin if quoted else None, "quoted_span": _text(run, quoted),
                        "span": span, "reader_answer": sentence or span,

@@ -100,13 +100,12 @@ def _ordinals(question: str) -> list[re.Pattern[str]]:
     return out
 
 
-def _checked(question: str, hits: list[Hit], lexicon: TermStats) -> bool:
+def _checked(question: str, texts: list[str], lexicon: TermStats) -> bool:
     """Do the passages have what the question's form demands? (A year for 哪一年, the ordinal
     it names, the deed it asks who did.) A refusal here is specific evidence that the documents
     do not say: no reader overrules it."""
-    if not hits:
+    if not texts:
         return False
-    texts = [strip_flagged(h.chunk.text) for h in hits]  # an injected sentence is no evidence
     for asks, needs in ANSWER_TYPES:
         if asks.search(question.lower()) and not any(needs.search(t) for t in texts):
             return False
@@ -120,11 +119,10 @@ def _checked(question: str, hits: list[Hit], lexicon: TermStats) -> bool:
     return not ((verb := agent_verb(simplified)) and verb not in lexicon)
 
 
-def _covered(question: str, hits: list[Hit], weights: dict[str, float], refuse_below: float | None,
-             *, bridged: bool = False) -> bool:
+def _covered(question: str, hits: list[Hit], texts: list[str], weights: dict[str, float],
+             refuse_below: float | None, *, bridged: bool = False) -> bool:
     """Does a passage hold enough of the question's words? (Else refuse without generating.)"""
     if has_cjk(question) or bridged:
-        texts = [strip_flagged(h.chunk.text) for h in hits]
         best = max(coverage(t, weights) for t in texts)
         return best >= (MIN_COVERAGE if refuse_below is None else refuse_below)
     return max(h.dense for h in hits) >= MIN_DENSE
@@ -173,13 +171,14 @@ class _Run:
                          for i, h in enumerate(self.hits)]
         self.timings = {"retrieve": (time.perf_counter() - self.t0) * 1000}
         gate = self.gate = opts.reader.gate if opts.reader else "off"
-        checked = _checked(self.question, self.hits, index.lexicon)
-        self.supported = gate == "reader" or (checked and _covered(
-            self.question, self.hits, self.weights, opts.refuse_below, bridged=query.bridged))
+        texts = [strip_flagged(h.chunk.text) for h in self.hits]  # an injected sentence is no evidence
+        self.checked = _checked(self.question, texts, index.lexicon)
+        self.supported = gate == "reader" or (self.checked and _covered(
+            self.question, self.hits, texts, self.weights, opts.refuse_below, bridged=query.bridged))
         self.reader = opts.reader
         self.verdict = None
         # the reader overrules a refusal for too few shared words, in Chinese (its training)
-        if gate == "confident" and not self.supported and checked and self.lang != "en":
+        if gate == "confident" and not self.supported and self.checked and self.lang != "en":
             assert opts.reader is not None
             self.verdict = self.read(self.passages)
             self.supported = opts.reader.overrules(self.verdict)  # then draft() leads with its span
@@ -219,7 +218,7 @@ class _Run:
         "confident" gate, a refusal when the reader is sure the one passage quoted does not
         answer (Chinese only)."""
         assert self.reader is not None
-        quoted = [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
+        quoted = self.quoted(draft)
         v = self.read(quoted)
         # it reads one passage at a time: an answer drawn from two is not its to refuse
         if self.lang != "en" and len(quoted) == 1 and self.reader.vetoes(v):
@@ -228,6 +227,10 @@ class _Run:
                                       for e in draft.evidence):
             draft.short_answer = Evidence(v.n, v.nstart, v.nend)
         return draft
+
+    def quoted(self, draft: Draft) -> list[Passage]:
+        """The passages a draft quotes, each once, in the order it quotes them."""
+        return [self.passages[n - 1] for n in dict.fromkeys(e.n for e in draft.evidence)]
 
     def first_text(self) -> None:
         """Note when the asker got the first piece of the answer."""
