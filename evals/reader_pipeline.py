@@ -31,13 +31,13 @@ from typing import Any
 from evals import reader_data
 from evals.metrics import em, f1
 from rag.answer.draft import Evidence
-from rag.answer.extract import from_span
-from rag.answer.reading import Verdict, judge, load_judge
+from rag.answer.extract import from_span, lead
+from rag.answer.reading import Verdict, best, judge, load_judge, verdicts
 from rag.ingest import ingest
 from rag.ingest.documents import Document
 from rag.models import reader
 from rag.models.embed import load_embedder
-from rag.qa import _Options, _Run
+from rag.qa import _inside, _Options, _Run
 from rag.store.filters import Filter
 from rag.store.index import Index
 from rag.text.normalize import has_cjk, to_simplified
@@ -86,20 +86,24 @@ def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -
         if question["unanswerable"] else None
     run = _Run(index, question["question"], _Options(where=where))
     verdict = judge(j, run.normalized, run.passages)
-    span, sentence = _text(run, verdict), None
+    span, sentence, drafted = _text(run, verdict), None, None
     if verdict is not None:
         drafted = from_span(run.passages, Evidence(verdict.n, verdict.nstart, verdict.nend))
-        sentence = drafted.text if drafted else None
+        sentence = run.finish(drafted).answer if drafted else None
     draft = run.draft() if run.supported else None
     quoted, read = None, []  # the reader over the passages the extractive answer quotes, as in qa
+    led = None  # the answer "confident" gives when the reader's sentence leads the extractive one
     if draft is not None and draft.evidence:
         read = run.quoted(draft)
-        quoted = judge(j, run.normalized, read)
+        quoted = best(verdicts(j, run.normalized, read))
+        agrees = quoted is not None and quoted.answerable and _inside(quoted, draft)
+        if drafted is not None and verdict is not None and not agrees and not _inside(verdict, draft):
+            led = run.finish(lead(drafted, draft, run.passages)).answer
     answer = run.finish(draft)
     return question | {"gate": run.supported, "checked": run.checked,
                        "quoted_passages": len(read), "margin": verdict.margin if verdict else None,
                        "quoted_margin": quoted.margin if quoted else None, "quoted_span": _text(run, quoted),
-                       "span": span, "reader_answer": sentence or span,
+                       "span": span, "reader_answer": sentence or span, "led_answer": led,
                        "short": answer.short_answer if not answer.refused else None,
                        "answer": None if answer.refused else answer.answer}
 
@@ -116,9 +120,12 @@ def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0,
            lo: float = -math.inf) -> tuple[str, str] | None:
     """The short answer and the answer a rule gives (None: refused). A reader-decided answer is
     its span's sentence with its context, as the pipeline builds it (``from_span``). Where the
-    gate answers, "short" and "confident" read the quoted passages only: the short answer is the
-    reader's span when it lies in the answer; "confident" refuses when that margin is below ``lo``
-    (one passage quoted), and overrules only the gate's refusals for too few shared words."""
+    gate answers, the short answer is the reader's span when it lies in the answer ("short" and
+    "confident"); "confident" also reads the top passages: where its span lies outside the answer,
+    its sentence leads the answer (``led_answer``); where the one passage the answer quotes has a
+    margin below ``lo``, the extractive answer goes (refused, unless the top passages' margin is
+    above ``hi``: the reader's sentence alone). Where the gate refuses, "confident" overrules only
+    refusals for too few shared words, above ``hi``."""
     margin = r["margin"] if r["margin"] is not None else -math.inf
     reader_says = margin > threshold and bool(r["span"])
     by_reader = (r["span"], r["reader_answer"])
@@ -133,8 +140,13 @@ def decide(r: dict[str, Any], rule: str, threshold: float, hi: float = 0.0,
         quoted = r.get("quoted_margin", r["margin"])
         quoted = quoted if quoted is not None else -math.inf
         one = r.get("quoted_passages", 1) == 1
-        if rule == "confident" and quoted < lo and one and has_cjk(r["question"]):
-            return None  # the reader, reading the one passage the answer quotes, finds no answer
+        chinese = rule == "confident" and has_cjk(r["question"])
+        vetoed = chinese and quoted < lo and one  # the one passage the answer quotes does not answer
+        led = r.get("led_answer")  # (None: the reader's span lies in the answer, or no sentence)
+        if chinese and reader_says and led and (not vetoed or margin > hi):
+            return r["span"], (r["reader_answer"] if vetoed else led)  # its sentence leads
+        if vetoed:
+            return None
         span = r.get("quoted_span", r["span"])
         inside = quoted > threshold and span and to_simplified(span) in _simplified(r["answer"])
         return (span if inside else r["short"]), r["answer"]

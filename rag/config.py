@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     # the trained reader (rag.answer.reading): "off", or how its verdict is used: "reader" (it decides
     # refusal), "both" (it and the coverage gate must agree), "span" (it picks the span and the
     # sentence that leads the answer), "short" (it only gives the short answer, inside the answer),
-    # "confident" (as "short", but it overrules the gate where it is sure; evals.reader_pipeline)
+    # "confident" (as "short", and it leads with its own sentence where the answer does not quote
+    # its span; it overrules the gate where it is sure; evals.reader_pipeline)
     reader: Literal["off", "reader", "both", "span", "short", "confident"] = "confident"
     # LLM generators: "local" runs a GGUF with llama.cpp, "openai" calls an OpenAI-compatible server
     local_model: str = "qwen-0.5b"  # "qwen-0.5b" | "qwen-1.5b" | a path to a .gguf file

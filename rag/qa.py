@@ -10,13 +10,13 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.answer.cite import cite, original_chars, strip_markers
-from rag.answer.extract import ANSWER_TYPES, Extractive, from_span
+from rag.answer.extract import ANSWER_TYPES, Extractive, from_span, lead
 from rag.answer.generate import Draft, Evidence, Generator, Passage, load_generator
 from rag.answer.prompts import language_of, render
-from rag.answer.reading import Judge, Verdict, judge
+from rag.answer.reading import Judge, Verdict, best, verdicts
 from rag.answer.retrieve import Hit, make_query, retrieve
 from rag.errors import InputError, RagError
 from rag.loaders import where
@@ -128,6 +128,11 @@ def _covered(question: str, hits: list[Hit], texts: list[str], weights: dict[str
     return max(h.dense for h in hits) >= MIN_DENSE
 
 
+def _inside(v: Verdict, draft: Draft) -> bool:
+    """Does the reader's span lie in a sentence the draft quotes?"""
+    return any(e.n == v.n and e.nstart <= v.nstart and v.nend <= e.nend for e in draft.evidence)
+
+
 @dataclass(frozen=True)
 class _Options:
     top_k: int = 5
@@ -176,24 +181,39 @@ class _Run:
         self.supported = gate == "reader" or (self.checked and _covered(
             self.question, self.hits, texts, self.weights, opts.refuse_below, bridged=query.bridged))
         self.reader = opts.reader
+        self.readings: dict[int, Verdict] = {}  # passage number -> the reader's verdict on it
         self.verdict = None
         # the reader overrules a refusal for too few shared words, in Chinese (its training)
         if gate == "confident" and not self.supported and self.checked and self.lang != "en":
             assert opts.reader is not None
-            self.verdict = self.read(self.passages)
+            self.verdict = self.read(self.top())
             self.supported = opts.reader.overrules(self.verdict)  # then draft() leads with its span
         elif opts.reader and self.supported and gate not in ("short", "confident"):
-            # ("short" and "confident" read after the draft, only the passages it quotes)
-            self.verdict = self.read(self.passages)
+            # ("short" and "confident" read after the draft)
+            self.verdict = self.read(self.top())
             if gate in ("reader", "both"):
                 self.supported = bool(self.verdict and self.verdict.answerable)
+        elif gate == "confident" and self.supported and self.lang != "en" and not isinstance(
+                self.generator, Extractive):
+            # an LLM: the reader judges before any text is generated, and offers its span
+            assert opts.reader is not None
+            self.verdict = self.read(self.top())
+            self.supported = not opts.reader.vetoes(self.verdict)
+
+    def top(self) -> list[Passage]:
+        """The passages the reader reads for the best answer."""
+        assert self.reader is not None
+        return self.passages[:self.reader.depth]
 
     def read(self, passages: list[Passage]) -> Verdict | None:
+        """The reader's best verdict over ``passages``; each passage is read once per question."""
         assert self.reader is not None
-        t = time.perf_counter()
-        verdict = judge(self.reader, self.normalized, passages)
-        self.timings["read"] = self.timings.get("read", 0.0) + (time.perf_counter() - t) * 1000
-        return verdict
+        unread = [p for p in passages if p.n not in self.readings]
+        if unread:
+            t = time.perf_counter()
+            self.readings |= {v.n: v for v in verdicts(self.reader, self.normalized, unread)}
+            self.timings["read"] = self.timings.get("read", 0.0) + (time.perf_counter() - t) * 1000
+        return best([self.readings[p.n] for p in passages])
 
     def draft(self) -> Draft:
         """The reader's span and its sentence when it found one (extractive answers), else
@@ -206,27 +226,48 @@ class _Run:
         if v and v.answerable and extractive:
             draft = from_span(self.passages, Evidence(v.n, v.nstart, v.nend))
         if draft is None:
-            draft = self.generator.generate(self.asked, self.passages, idf=self.weights)
+            draft = self.generator.generate(self.asked, self.offered(), idf=self.weights)
             if self.gate in ("short", "confident") and extractive and draft.evidence:
                 draft = self._shorten(draft)
         self.timings["generate"] = (time.perf_counter() - t) * 1000
         return draft
 
     def _shorten(self, draft: Draft) -> Draft:
-        """The reader's span as the short answer, when it lies in a sentence the answer quotes:
-        only the quoted passages are read (one or two: a third of reading all three). With the
-        "confident" gate, a refusal when the reader is sure the one passage quoted does not
-        answer (Chinese only)."""
+        """The reader's span as the short answer, when it lies in a sentence the answer quotes.
+        With the "confident" gate (Chinese only), where the reader does not find its answer in
+        what the answer quotes, it reads the top passages too: when it finds the answer in a
+        sentence the extractive answer does not quote, that sentence leads (``lead``); and when it
+        is sure the one passage the answer quotes does not answer, the extractive answer goes
+        (refused, unless the reader is sure of another passage)."""
         assert self.reader is not None
         quoted = self.quoted(draft)
         v = self.read(quoted)
+        chinese = self.lang != "en"
         # it reads one passage at a time: an answer drawn from two is not its to refuse
-        if self.lang != "en" and len(quoted) == 1 and self.reader.vetoes(v):
+        vetoed = chinese and len(quoted) == 1 and self.reader.vetoes(v)
+        agrees = v is not None and v.answerable and _inside(v, draft)  # then nothing more to read
+        if self.gate == "confident" and chinese and not agrees:
+            top = self.read(self.top())
+            if (top and top.answerable and not _inside(top, draft)
+                    and (not vetoed or self.reader.overrules(top))):
+                first = from_span(self.passages, Evidence(top.n, top.nstart, top.nend))
+                if first is not None:
+                    return first if vetoed else lead(first, draft, self.passages)
+        if vetoed:
             return Draft("", refused=True)
-        if v and v.answerable and any(e.n == v.n and e.nstart <= v.nstart and v.nend <= e.nend
-                                      for e in draft.evidence):
+        if v and v.answerable and _inside(v, draft):
             draft.short_answer = Evidence(v.n, v.nstart, v.nend)
         return draft
+
+    def offered(self) -> list[Passage]:
+        """The passages as the generator gets them: the one the reader found its answer in
+        carries its span (``Passage.found``: an LLM's prompt offers it)."""
+        v = self.verdict
+        if not (v and v.answerable):
+            return self.passages
+        p = self.passages[v.n - 1]
+        span = p.doc.text[v.nstart:v.nend]
+        return [replace(q, found=span) if q is p else q for q in self.passages]
 
     def quoted(self, draft: Draft) -> list[Passage]:
         """The passages a draft quotes, each once, in the order it quotes them."""
@@ -338,7 +379,7 @@ def stream_ask(index: SearchBackend, question: str, *, top_k: int = 5, history: 
             yield from run.render(draft, run.texts())
     elif run.supported:
         t = time.perf_counter()
-        for item in run.generator.stream(run.asked, run.passages, idf=run.weights):
+        for item in run.generator.stream(run.asked, run.offered(), idf=run.weights):
             if isinstance(item, Draft):
                 draft = item
                 if draft.quoted:

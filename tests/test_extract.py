@@ -46,3 +46,22 @@ def test_a_filled_slot_is_found_past_a_bare_mention() -> None:
     assert _filled("重要指示写进了会议的重要指示", "重要指示")  # the second one follows 的
     assert not _filled("重要指示精神", "重要指示") and not _filled("学习重要指示精神", "重要指示")
     assert _filled("牢记“发挥综合功能”的重要指示", "重要指示")
+
+
+def test_lead_puts_the_reader_s_sentence_first_and_quotes_each_sentence_once(seed_index) -> None:  # type: ignore[no-untyped-def]
+    from rag.answer.draft import Evidence, Passage
+    from rag.answer.extract import Extractive, from_span, lead
+    from rag.answer.retrieve import make_query, retrieve
+
+    question = "咸阳市委书记是谁?"
+    query = make_query(seed_index, question)
+    hits = retrieve(seed_index, query, 5)
+    passages = [Passage(i + 1, h, seed_index.normalized(h.chunk.doc_id)) for i, h in enumerate(hits)]
+    draft = Extractive().generate(question, passages, idf=query.weights)
+    at = passages[1].doc.text.index("西咸新区", passages[1].hit.chunk.nstart)
+    first = from_span(passages, Evidence(2, at, at + 4))
+    assert first is not None
+    led = lead(first, draft, passages)
+    assert led.evidence[:len(first.evidence)] == first.evidence and led.short_answer == first.short_answer
+    assert led.text.startswith(first.text) and led.text.endswith(draft.text) and led.quoted
+    assert lead(first, first, passages).text == first.text  # nothing quoted twice

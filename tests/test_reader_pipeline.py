@@ -40,6 +40,18 @@ def test_confident_refuses_below_its_veto_margin_over_the_quoted_passages() -> N
     assert decide(two, "confident", t, hi, -4.0) is not None  # an answer from two passages
 
 
+def test_confident_leads_with_the_reader_s_sentence_where_the_answer_does_not_quote_its_span() -> None:
+    t, hi, lo = 1.0, 5.0, -4.0
+    led = "咸阳市委书记夏晓中出席。市长冷劲松主持。"
+    outside = rec(True, 2.0) | {"led_answer": led, "answer": "市长冷劲松主持。"}
+    assert decide(outside, "confident", t, hi, lo) == ("夏晓中", led)
+    assert decide(outside, "short", t, hi, lo)[1] == "市长冷劲松主持。"  # "short" never leads
+    assert decide(outside | {"margin": 0.5}, "confident", t, hi, lo)[1] == "市长冷劲松主持。"  # unsure
+    vetoed = outside | {"quoted_margin": -6.0}
+    assert decide(vetoed, "confident", t, hi, lo) is None  # the answer goes; the reader not sure enough
+    assert decide(vetoed | {"margin": 6.0}, "confident", t, hi, lo) == ("夏晓中", "咸阳市委书记夏晓中出席。")
+
+
 def test_confident_overrules_only_a_refusal_for_too_few_shared_words() -> None:
     assert decide(rec(False, 9.0), "confident", 1.0, 5.0) is not None
     assert decide(rec(False, 9.0) | {"checked": False}, "confident", 1.0, 5.0) is None  # 第十次

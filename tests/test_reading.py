@@ -112,6 +112,52 @@ def test_confident_gate_refuses_what_the_quoted_passages_do_not_answer(  # type:
     assert not ask(seed_index, QUESTION, reader=never).refused
 
 
+def read_by_span(margins: dict[str, float]):  # type: ignore[no-untyped-def]
+    """A reader that, in each passage, finds the first of ``margins``' spans it holds, at its margin."""
+    def read(question, passages, model=None, **_):  # type: ignore[no-untyped-def]
+        out = []
+        for i, text in enumerate(passages):
+            found = [(span, m) for span, m in margins.items() if span in text]
+            span, m = found[0] if found else ("", -9.0)
+            at = text.find(span) if span else 0
+            out.append(reader.Reading(i, at, at + len(span), span, m, 0.0))
+        return out
+    return read
+
+
+def test_confident_gate_leads_with_the_reader_s_sentence_when_the_answer_does_not_quote_it(  # type: ignore[no-untyped-def]
+        seed_index, monkeypatch) -> None:
+    """The reader finds its span outside the sentences the extractive answer quotes: its sentence
+    leads, the extractive answer follows, the span is the short answer, every quote is verbatim."""
+    plain = ask(seed_index, QUESTION)
+    monkeypatch.setattr(reader, "read", fake_read("西咸新区", 4.0))  # (the "short" test: not quoted)
+    answer = ask(seed_index, QUESTION, reader=Judge(None, 0.5, "confident", answer_above=5.0))
+    assert not answer.refused and answer.short_answer == "西咸新区"
+    assert answer.answer != plain.answer and answer.answer.endswith(plain.answer)
+    assert "西咸新" in answer.citations[0].quote  # (the original: 西咸新區(qū), pinyin and all)
+    assert len(answer.citations) > len(plain.citations)
+    for c in answer.citations:
+        assert seed_index.text(c.doc_id)[c.start:c.end] == c.quote
+    streamed = list(stream_ask(seed_index, QUESTION, reader=Judge(None, 0.5, "confident", answer_above=5.0)))
+    assert isinstance(streamed[-1], Answer) and streamed[-1].answer == answer.answer
+    monkeypatch.setattr(reader, "read", fake_read("西咸新区", 0.2))  # below its threshold: no lead
+    assert ask(seed_index, QUESTION, reader=Judge(None, 0.5, "confident")).answer == plain.answer
+
+
+@pytest.mark.parametrize(("elsewhere", "refused"), [(6.0, False), (4.0, True)])
+def test_confident_gate_s_veto_leaves_the_reader_s_own_sentence_when_it_is_sure(  # type: ignore[no-untyped-def]
+        seed_index, monkeypatch, elsewhere, refused) -> None:
+    """The one passage the extractive answer quotes does not answer (margin below the veto); a top
+    passage the reader is sure of (above ``answer_above``) does: its sentence alone is the answer."""
+    plain = ask(seed_index, QUESTION)
+    monkeypatch.setattr(reader, "read", read_by_span({"夏晓中": -6.0, "西咸新区": elsewhere}))
+    j = Judge(None, 0.5, "confident", answer_above=5.0, refuse_below=-3.0)
+    answer = ask(seed_index, QUESTION, reader=j)
+    assert answer.refused is refused
+    if not refused:
+        assert answer.short_answer == "西咸新区" and not answer.answer.endswith(plain.answer)
+
+
 def test_confident_gate_leaves_english_questions_to_the_coverage_gate(  # type: ignore[no-untyped-def]
         seed_index, monkeypatch) -> None:
     monkeypatch.setattr(reader, "read", fake_read("GDP", 9.0))  # sure, but of an English question
@@ -153,3 +199,26 @@ def test_load_judge_says_how_to_get_the_weights(tmp_path) -> None:  # type: igno
     (tmp_path / "reader.json").write_text(json.dumps({"format": "int8"}))
     with pytest.raises(ModelError, match="threshold"):
         load_judge("reader", tmp_path / "reader.safetensors")
+
+
+@pytest.mark.parametrize("margin", [4.0, -6.0])
+def test_an_llm_gets_the_reader_s_span_or_no_call_at_all(seed_index, monkeypatch, margin) -> None:  # type: ignore[no-untyped-def]
+    """With an LLM generator the reader reads before any text is generated: it offers its span in
+    the prompt, or, sure no top passage answers (below the veto), refuses without calling it."""
+    from tests.test_llm import Scripted
+
+    llm = Scripted("咸阳市委书记夏晓中出席并讲话[1]。\n简答：夏晓中")
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", margin))
+    j = Judge(None, 0.5, "confident", answer_above=5.0, refuse_below=-3.0)
+    answer = ask(seed_index, QUESTION, generator=llm, reader=j)
+    if margin < 0:
+        assert answer.refused and llm.sent == []
+        return
+    prompt = llm.sent[0][-1]["content"]
+    assert "答案片段：“夏晓中”" in prompt and prompt.index("答案片段") > prompt.rindex("</资料>")
+    streamed = list(stream_ask(seed_index, QUESTION, generator=Scripted("夏晓中[1]。"), reader=j))
+    assert isinstance(streamed[-1], Answer)
+    unsure = Scripted("夏晓中[1]。")
+    monkeypatch.setattr(reader, "read", fake_read("夏晓中", 0.2))  # below the threshold: no hint
+    ask(seed_index, QUESTION, generator=unsure, reader=j)
+    assert "答案片段" not in unsure.sent[0][-1]["content"]

@@ -20,11 +20,14 @@ __all__ = ["Draft", "Evidence", "Generator", "Passage"]
 
 @dataclass(frozen=True)
 class Passage:
-    """Passage ``n`` as a generator sees it: the hit, and its document's normalized text."""
+    """Passage ``n`` as a generator sees it: the hit, and its document's normalized text;
+    ``found``: the span in it the reader (``rag.answer.reading``) found answers the question,
+    offered to an LLM's prompt ("" when none)."""
 
     n: int
     hit: Hit
     doc: Normalized
+    found: str = ""
 
     @property
     def text(self) -> str:

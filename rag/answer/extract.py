@@ -23,7 +23,7 @@ from rag.text.chunk import split_sentences
 from rag.text.injection import flag, flag_sentences
 from rag.text.lexical import ALTERNATIVE, Weights, coverage, longest_run, occurs
 
-__all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "from_span", "rank_sentences", "split_question"]
+__all__ = ["ANSWER_TYPES", "Extractive", "Sentence", "from_span", "lead", "rank_sentences", "split_question"]
 
 RANK_PRIOR = 0.15  # weight of the passage's fused retrieval score in a sentence's score
 RUN_BONUS = 0.4  # weight of the longest run of question text found verbatim in the sentence
@@ -207,6 +207,20 @@ def from_span(passages: Sequence[Passage], short: Evidence) -> Draft | None:
             return Draft("".join(f"{s.text}[{s.n}]" for s in chosen),
                          [Evidence(s.n, s.nstart, s.nend) for s in chosen], short, quoted=True)
     return None
+
+
+def lead(first: Draft, then: Draft, passages: Sequence[Passage]) -> Draft:
+    """``first`` (the reader's sentence, ``from_span``) leads, then the sentences of ``then`` (the
+    extractive answer) that it does not already quote; ``first``'s short answer stays."""
+    def doc(e: Evidence) -> str:
+        return passages[e.n - 1].hit.chunk.doc_id
+
+    def quoted(e: Evidence) -> bool:  # overlapping chunks hold one sentence under two numbers
+        return any(doc(q) == doc(e) and q.nstart < e.nend and e.nstart < q.nend for q in first.evidence)
+
+    evidence = [*first.evidence, *(e for e in then.evidence if not quoted(e))]
+    text = "".join(f"{passages[e.n - 1].doc.text[e.nstart:e.nend]}[{e.n}]" for e in evidence)
+    return Draft(text, evidence, first.short_answer, quoted=True)
 
 
 class Extractive:

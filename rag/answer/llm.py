@@ -55,9 +55,13 @@ def split_roles(prompt: str) -> list[dict[str, str]]:
 
 def format_passages(passages: Sequence[Passage], lang: str) -> str:
     """The numbered, fenced passages; text that looks like a fence tag is defused, and sentences
-    that look like instructions to the model (``rag.text.injection``) are left out."""
-    return "\n".join(render("passage", lang, n=str(p.n), text=_FENCE.sub(r"＜\1", strip_flagged(p.text)))
-                     for p in passages)
+    that look like instructions to the model (``rag.text.injection``) are left out. After them,
+    the span the reader found (``Passage.found``), unless it lies in such a sentence."""
+    fenced = [render("passage", lang, n=str(p.n), text=_FENCE.sub(r"＜\1", strip_flagged(p.text)))
+              for p in passages]
+    hints = [render("hint", lang, n=str(p.n), span=_FENCE.sub(r"＜\1", p.found))
+             for p in passages if p.found and p.found in strip_flagged(p.text)]
+    return "\n".join(fenced) + "".join(f"\n\n{h}" for h in hints[:1])
 
 
 def _fit(passages: Sequence[Passage], max_chars: int) -> list[Passage]:

@@ -2,10 +2,10 @@
 one of them answers it, and where (``rag.models.reader``).
 
 Word overlap tells whether a passage is *about* the question; the reader tells whether it
-*answers* it. ``judge`` reads the first ``depth`` passages and returns a ``Verdict``: the best
-span over them (offsets in the passage's document, normalized text, like ``Evidence``) and its
-margin over "no answer"; answerable when the margin clears the threshold chosen on held-out
-articles when the model was trained (``rag/models/reader.json``).
+*answers* it. ``verdicts`` gives a ``Verdict`` per passage and ``judge`` the best of the first
+``depth`` passages: a span (offsets in the passage's document, normalized text, like
+``Evidence``) and its margin over "no answer"; answerable when the margin clears the threshold
+chosen on held-out articles when the model was trained (``rag/models/reader.json``).
 
 How the verdict is used (``Judge.gate``):
 - ``reader``: the reader alone decides refusal (the coverage gate in ``rag.qa`` is skipped);
@@ -13,12 +13,19 @@ How the verdict is used (``Judge.gate``):
 - ``span``: refusal stays the gate's; the reader picks the answer span and its sentence;
 - ``short``: refusal and the answer stay the extractive pipeline's; the reader's span becomes the
   short answer when the answer quotes the sentence holding it (the answer text is unchanged);
-- ``confident``: as ``short``, but where the coverage gate refuses, the reader reads the top
-  passages and answers (its span's sentence leads) when its margin is above ``answer_above``;
-  where the gate answers and the reader, reading the passages the answer quotes, finds no answer
-  there (margin below ``refuse_below``), it refuses. Both margins are fitted on held-out articles
-  (``evals.reader_pipeline --fit``) and kept in reader.json (``refuse below`` null: never).
-  English questions stay the gate's: the reader never saw one in training.
+- ``confident`` (the default): where the coverage gate refuses for too few shared words, the
+  reader reads the top passages and answers (its span's sentence) when its margin is above
+  ``answer_above``. Where the gate answers, the reader first reads the passages the extractive
+  answer quotes; when its span lies there, it is the short answer. Otherwise it reads the top
+  passages too: when it finds an answer in a sentence the answer does not quote, that sentence
+  leads and the extractive answer follows (``rag.answer.extract.lead``). When the one passage
+  quoted has a margin below ``refuse_below``, the extractive answer goes: refused, unless the
+  reader is sure (above ``answer_above``) of another top passage, whose sentence is the answer.
+  With an LLM generator the reader reads the top passages before any text is generated: it
+  refuses when all score below ``refuse_below``, and offers its span to the prompt
+  (``Passage.found``). Both margins are fitted on held-out articles (``evals.reader_pipeline
+  --fit``) and kept in reader.json (``refuse below`` null: never). English questions stay the
+  gate's: the reader never saw one in training.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from typing import Any
 from rag.answer.draft import Passage
 from rag.errors import ConfigError, ModelError
 
-__all__ = ["GATES", "Judge", "Verdict", "judge", "load_judge", "reader_available"]
+__all__ = ["GATES", "Judge", "Verdict", "best", "judge", "load_judge", "reader_available", "verdicts"]
 
 GATES = ("reader", "both", "span", "short", "confident")
 DEPTH = 3  # passages read: the answer is in the top 3 for 0.99 of DRCD's answerable questions
@@ -118,14 +125,24 @@ def reader_available() -> bool:
 
 def judge(j: Judge, question: str, passages: Sequence[Passage]) -> Verdict | None:
     """The best span of the first ``j.depth`` passages, or None when there are none."""
+    return best(verdicts(j, question, passages[:j.depth]))
+
+
+def verdicts(j: Judge, question: str, passages: Sequence[Passage]) -> list[Verdict]:
+    """One verdict per passage (its best span and margin), all read in one batch."""
     from rag.models import reader
 
-    read = list(passages[:j.depth])
-    if not read:
-        return None
-    readings = reader.read(question, [p.text for p in read], j.model)
-    best = max(readings, key=lambda r: r.margin)
-    p = read[best.passage]
-    base = p.hit.chunk.nstart
-    return Verdict(p.n, base + best.start, base + best.end, best.margin,
-                   best.margin > j.threshold and best.end > best.start)
+    if not passages:
+        return []
+    out = []
+    for r in reader.read(question, [p.text for p in passages], j.model):
+        p = passages[r.passage]
+        base = p.hit.chunk.nstart
+        out.append(Verdict(p.n, base + r.start, base + r.end, r.margin,
+                           r.margin > j.threshold and r.end > r.start))
+    return out
+
+
+def best(found: Sequence[Verdict]) -> Verdict | None:
+    """The verdict with the highest margin (the first of equals), or None."""
+    return max(found, key=lambda v: v.margin, default=None)
