@@ -117,6 +117,19 @@ def test_reading_spans_are_exact_slices_of_the_given_passage(passage: str, answe
     assert reading.margin > 0 and reading.answerable > 0.5
 
 
+@pytest.mark.parametrize(("passage", "first", "last", "answer"), [
+    ("总营收为123亿元。同比增长了8%，创新高。", "123", "，", "123"),  # never across a sentence end
+    ("韩愈著《原道》，提倡儒学。", "《", "》，", "《原道》"),  # a trailing comma trimmed
+    ("他最著名的是「吉祥兄弟」。后来", "「", "」。", "「吉祥兄弟」"),  # a closing quote kept
+])
+def test_reading_spans_stay_in_one_sentence(passage: str, first: str, last: str, answer: str) -> None:
+    enc = reader.encode_texts([passage])[0]
+    token = {passage[a:b]: i for i, a, b in zip(enc.ids, enc.starts, enc.ends, strict=True)}
+    (reading,) = reader.read("问题", [passage], SpanModel(token[first], token[last]))  # type: ignore[arg-type]
+    assert reading.text == answer == passage[reading.start:reading.end]
+    assert reading.margin == pytest.approx(20)  # answerability stays the model's best span, any span
+
+
 def test_windows_cover_a_long_passage_with_overlap() -> None:
     passage = list(range(10, 1010))
     windows = reader.make_windows([5] * 20, passage, 0, max_len=256, stride=128)

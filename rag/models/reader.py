@@ -34,6 +34,8 @@ STRIDE = 128  # tokens between the starts of consecutive windows of one passage
 MAX_QUESTION = 64  # question tokens kept
 MAX_ANSWER = 30  # tokens in an answer span
 WORD = "embeddings.word_embeddings.weight"
+_STOPS = frozenset("。！？；!?;\n")
+_EDGES = _STOPS | frozenset("，、,：:")  # trimmed off a span's ends, with white space
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Reading:
     start: int
     end: int
     text: str
-    score: float  # best span: start logit + end logit
+    score: float  # best span: start logit + end logit (any span: the span shown stays in a sentence)
     null_score: float  # no answer: start + end logit at <s> (lowest over the passage's windows)
 
     @property
@@ -113,17 +115,29 @@ def make_windows(question: list[int], passage: list[int], index: int = 0, max_le
         first += min(stride, room)
 
 
-def best_span(start: np.ndarray, end: np.ndarray, window: Window) -> tuple[float, int, int]:
-    """(score, first token, last token) of the best span in the window's passage part."""
+def best_span(start: np.ndarray, end: np.ndarray, window: Window,
+              stops: np.ndarray | None = None) -> tuple[float, int, int]:
+    """(score, first token, last token) of the best span in the window's passage part; with
+    ``stops`` (one flag per passage token), of the best span with none flagged before its last."""
     n = window.last - window.first
     s = start[window.offset:window.offset + n]
     e = end[window.offset:window.offset + n]
     scores = s[:, None] + e[None, :]
     i, j = np.indices(scores.shape)
-    scores = np.where((j >= i) & (j - i < MAX_ANSWER), scores, -np.inf)
+    allowed = (j >= i) & (j - i < MAX_ANSWER)
+    if stops is not None:
+        run = np.concatenate([[0], np.cumsum(stops[window.first:window.last])])
+        allowed &= run[j] == run[i]  # the last token may hold one ("」。"): trimmed off after
+    scores = np.where(allowed, scores, -np.inf)
     flat = int(np.argmax(scores))
     a, b = divmod(flat, n)
     return float(scores[a, b]), window.first + a, window.first + b
+
+
+def sentence_stops(text: str, enc: Encoded) -> np.ndarray:
+    """Which tokens hold a sentence end (。！？；, a line break): no answer span runs across one."""
+    return np.array([any(c in _STOPS for c in text[a:b]) for a, b in zip(enc.starts, enc.ends, strict=True)],
+                    dtype=np.int32)
 
 
 def __getattr__(name: str) -> Any:
@@ -277,22 +291,27 @@ def read(question: str, passages: list[str], model: Any = None,
     model = model or shipped_reader()
     q, *encoded = encode_texts([question, *passages])
     windows = [w for i, p in enumerate(encoded) for w in make_windows(q.ids, p.ids, i, max_len, stride)]
+    stops = [sentence_stops(text, enc) for text, enc in zip(passages, encoded, strict=True)]
+    top: dict[int, float] = {}
     best: dict[int, tuple[float, int, int]] = {}
     null: dict[int, float] = {}
     for w, (start, end) in zip(windows, window_logits(model, windows), strict=True):
         null[w.passage] = min(null.get(w.passage, math.inf), float(start[0] + end[0]))
         if w.last > w.first:
-            span = best_span(start, end, w)
+            # answerability is the model's best span; the span shown is the best within a sentence
+            top[w.passage] = max(top.get(w.passage, -math.inf), best_span(start, end, w)[0])
+            span = best_span(start, end, w, stops[w.passage])
             if w.passage not in best or span[0] > best[w.passage][0]:
                 best[w.passage] = span
     readings = []
     for i, text in enumerate(passages):
-        score, a, b = best.get(i, (-math.inf, 0, -1))
+        within, a, b = best.get(i, (-math.inf, 0, -1))
         enc = encoded[i]
-        lo, hi = (enc.starts[a], enc.ends[b]) if b >= a else (0, 0)
-        while lo < hi and text[lo].isspace():  # a metaspaced token's offsets include the space before it
+        lo, hi = (enc.starts[a], enc.ends[b]) if b >= a and within > -math.inf else (0, 0)
+        # a metaspaced token's offsets include the space before it; a sentence end may close the span
+        while lo < hi and (text[lo].isspace() or text[lo] in _EDGES):
             lo += 1
-        while hi > lo and text[hi - 1].isspace():
+        while hi > lo and (text[hi - 1].isspace() or text[hi - 1] in _EDGES):
             hi -= 1
-        readings.append(Reading(i, lo, hi, text[lo:hi], score, null[i]))
+        readings.append(Reading(i, lo, hi, text[lo:hi], top.get(i, -math.inf), null[i]))
     return readings
