@@ -32,7 +32,7 @@ from evals import reader_data
 from evals.metrics import em, f1
 from rag.answer.draft import Evidence
 from rag.answer.extract import from_span, lead
-from rag.answer.reading import Verdict, best, judge, load_judge, verdicts
+from rag.answer.reading import Readings, Verdict, load_judge
 from rag.ingest import ingest
 from rag.ingest.documents import Document
 from rag.models import reader
@@ -85,7 +85,8 @@ def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -
     where = Filter(doc_ids=tuple(d for d in doc_ids if d != question["gold"])) \
         if question["unanswerable"] else None
     run = _Run(index, question["question"], _Options(where=where))
-    verdict = judge(j, run.normalized, run.passages)
+    readings = Readings(j, run.normalized)  # each passage read once, as in qa
+    verdict = readings.best(run.passages[:j.depth])
     span, sentence, drafted = _text(run, verdict), None, None
     if verdict is not None:
         drafted = from_span(run.passages, Evidence(verdict.n, verdict.nstart, verdict.nend))
@@ -95,7 +96,7 @@ def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -
     led = None  # the answer "confident" gives when the reader's sentence leads the extractive one
     if draft is not None and draft.evidence:
         read = run.quoted(draft)
-        quoted = best(verdicts(j, run.normalized, read))
+        quoted = readings.best(read)
         agrees = quoted is not None and quoted.answerable and _inside(quoted, draft)
         if drafted is not None and verdict is not None and not agrees and not _inside(verdict, draft):
             led = run.finish(lead(drafted, draft, run.passages)).answer

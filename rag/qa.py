@@ -16,7 +16,7 @@ from rag.answer.cite import cite, original_chars, strip_markers
 from rag.answer.extract import ANSWER_TYPES, Extractive, from_span, lead
 from rag.answer.generate import Draft, Evidence, Generator, Passage, load_generator
 from rag.answer.prompts import language_of, render
-from rag.answer.reading import Judge, Verdict, best, verdicts
+from rag.answer.reading import Judge, Readings, Verdict
 from rag.answer.retrieve import Hit, make_query, retrieve
 from rag.errors import InputError, RagError
 from rag.loaders import where
@@ -181,7 +181,7 @@ class _Run:
         self.supported = gate == "reader" or (self.checked and _covered(
             self.question, self.hits, texts, self.weights, opts.refuse_below, bridged=query.bridged))
         self.reader = opts.reader
-        self.readings: dict[int, Verdict] = {}  # passage number -> the reader's verdict on it
+        self.readings = Readings(opts.reader, self.normalized) if opts.reader else None
         self.verdict = None
         # the reader overrules a refusal for too few shared words, in Chinese (its training)
         if gate == "confident" and not self.supported and self.checked and self.lang != "en":
@@ -207,13 +207,11 @@ class _Run:
 
     def read(self, passages: list[Passage]) -> Verdict | None:
         """The reader's best verdict over ``passages``; each passage is read once per question."""
-        assert self.reader is not None
-        unread = [p for p in passages if p.n not in self.readings]
-        if unread:
-            t = time.perf_counter()
-            self.readings |= {v.n: v for v in verdicts(self.reader, self.normalized, unread)}
-            self.timings["read"] = self.timings.get("read", 0.0) + (time.perf_counter() - t) * 1000
-        return best([self.readings[p.n] for p in passages])
+        assert self.readings is not None
+        t = time.perf_counter()
+        verdict = self.readings.best(passages)
+        self.timings["read"] = self.timings.get("read", 0.0) + (time.perf_counter() - t) * 1000
+        return verdict
 
     def draft(self) -> Draft:
         """The reader's span and its sentence when it found one (extractive answers), else

@@ -42,7 +42,8 @@ from typing import Any
 from rag.answer.draft import Passage
 from rag.errors import ConfigError, ModelError
 
-__all__ = ["GATES", "Judge", "Verdict", "best", "judge", "load_judge", "reader_available", "verdicts"]
+__all__ = ["GATES", "Judge", "Readings", "Verdict", "best", "judge", "load_judge", "reader_available",
+           "verdicts"]
 
 GATES = ("reader", "both", "span", "short", "confident")
 DEPTH = 3  # passages read: the answer is in the top 3 for 0.99 of DRCD's answerable questions
@@ -146,3 +147,18 @@ def verdicts(j: Judge, question: str, passages: Sequence[Passage]) -> list[Verdi
 def best(found: Sequence[Verdict]) -> Verdict | None:
     """The verdict with the highest margin (the first of equals), or None."""
     return max(found, key=lambda v: v.margin, default=None)
+
+
+class Readings:
+    """The reader's verdicts on one question's passages: each passage is read once."""
+
+    def __init__(self, j: Judge, question: str) -> None:
+        self.j, self.question = j, question
+        self.found: dict[int, Verdict] = {}  # passage number -> its verdict
+
+    def best(self, passages: Sequence[Passage]) -> Verdict | None:
+        """The best verdict over ``passages``, reading those not read yet in one batch."""
+        unread = [p for p in passages if p.n not in self.found]
+        if unread:
+            self.found |= {v.n: v for v in verdicts(self.j, self.question, unread)}
+        return best([self.found[p.n] for p in passages])

@@ -116,22 +116,22 @@ def make_windows(question: list[int], passage: list[int], index: int = 0, max_le
 
 
 def best_span(start: np.ndarray, end: np.ndarray, window: Window,
-              stops: np.ndarray | None = None) -> tuple[float, int, int]:
-    """(score, first token, last token) of the best span in the window's passage part; with
-    ``stops`` (one flag per passage token), of the best span with none flagged before its last."""
+              stops: np.ndarray | None = None) -> tuple[float, float, int, int]:
+    """The best score over all spans in the window's passage part, then (score, first token, last
+    token) of the best span; with ``stops`` (one flag per passage token), of the best span that
+    holds no flagged token before its last."""
     n = window.last - window.first
     s = start[window.offset:window.offset + n]
     e = end[window.offset:window.offset + n]
-    scores = s[:, None] + e[None, :]
-    i, j = np.indices(scores.shape)
-    allowed = (j >= i) & (j - i < MAX_ANSWER)
+    i, j = np.indices((n, n))
+    scores = np.where((j >= i) & (j - i < MAX_ANSWER), s[:, None] + e[None, :], -np.inf)
+    top = float(scores.max())
     if stops is not None:
         run = np.concatenate([[0], np.cumsum(stops[window.first:window.last])])
-        allowed &= run[j] == run[i]  # the last token may hold one ("」。"): trimmed off after
-    scores = np.where(allowed, scores, -np.inf)
+        scores = np.where(run[j] == run[i], scores, -np.inf)  # the last token may hold one ("」。")
     flat = int(np.argmax(scores))
     a, b = divmod(flat, n)
-    return float(scores[a, b]), window.first + a, window.first + b
+    return top, float(scores[a, b]), window.first + a, window.first + b
 
 
 def sentence_stops(text: str, enc: Encoded) -> np.ndarray:
@@ -299,10 +299,10 @@ def read(question: str, passages: list[str], model: Any = None,
         null[w.passage] = min(null.get(w.passage, math.inf), float(start[0] + end[0]))
         if w.last > w.first:
             # answerability is the model's best span; the span shown is the best within a sentence
-            top[w.passage] = max(top.get(w.passage, -math.inf), best_span(start, end, w)[0])
-            span = best_span(start, end, w, stops[w.passage])
-            if w.passage not in best or span[0] > best[w.passage][0]:
-                best[w.passage] = span
+            any_span, score, a, b = best_span(start, end, w, stops[w.passage])
+            top[w.passage] = max(top.get(w.passage, -math.inf), any_span)
+            if w.passage not in best or score > best[w.passage][0]:
+                best[w.passage] = (score, a, b)
     readings = []
     for i, text in enumerate(passages):
         within, a, b = best.get(i, (-math.inf, 0, -1))
