@@ -52,7 +52,7 @@ def test_reader_reads_like_the_torch_module(network: inference.Network) -> None:
 
 
 def test_answering_never_imports_transformers() -> None:
-    code = ("import sys; from rag.answer.reading import load_judge, judge; "
+    code = ("import sys; from rag.answer.reading import load_judge; "
             "from rag.models import reader; j = load_judge('short'); "
             "r = reader.read('谁发现了印欧语系?', ['后来威廉·琼斯发现了印欧语系。'], j.model); "
             "assert '威廉' in r[0].text, r; "

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rag.answer.reading import Judge, judge, load_judge
+from rag.answer.reading import Judge, Readings, load_judge
 from rag.errors import ConfigError, ModelError
 from rag.models import reader
 from rag.qa import ask, stream_ask
@@ -185,7 +185,8 @@ def test_verdict_offsets_are_the_document_s(seed_index, monkeypatch) -> None:  #
 
     hits = retrieve(seed_index, make_query(seed_index, QUESTION), 5)
     passages = [Passage(i + 1, h, seed_index.normalized(h.chunk.doc_id)) for i, h in enumerate(hits)]
-    v = judge(Judge(None, 0.5), QUESTION, passages)
+    j = Judge(None, 0.5)
+    v = Readings(j, QUESTION).best(passages[:j.depth])
     assert v is not None and v.answerable
     assert passages[v.n - 1].doc.text[v.nstart:v.nend] == "夏晓中"
 

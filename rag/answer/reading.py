@@ -2,10 +2,11 @@
 one of them answers it, and where (``rag.models.reader``).
 
 Word overlap tells whether a passage is *about* the question; the reader tells whether it
-*answers* it. ``verdicts`` gives a ``Verdict`` per passage and ``judge`` the best of the first
-``depth`` passages: a span (offsets in the passage's document, normalized text, like
-``Evidence``) and its margin over "no answer"; answerable when the margin clears the threshold
-chosen on held-out articles when the model was trained (``rag/models/reader.json``).
+*answers* it. ``verdicts`` gives a ``Verdict`` per passage and ``Readings`` the best of the
+passages asked about (the first ``depth``, or those an answer quotes), each read once: a span
+(offsets in the passage's document, normalized text, like ``Evidence``) and its margin over
+"no answer"; answerable when the margin clears the threshold chosen on held-out articles when the
+model was trained (``rag/models/reader.json``).
 
 How the verdict is used (``Judge.gate``):
 - ``reader``: the reader alone decides refusal (the coverage gate in ``rag.qa`` is skipped);
@@ -42,8 +43,7 @@ from typing import Any
 from rag.answer.draft import Passage
 from rag.errors import ConfigError, ModelError
 
-__all__ = ["GATES", "Judge", "Readings", "Verdict", "best", "judge", "load_judge", "reader_available",
-           "verdicts"]
+__all__ = ["GATES", "Judge", "Readings", "Verdict", "best", "load_judge", "reader_available", "verdicts"]
 
 GATES = ("reader", "both", "span", "short", "confident")
 DEPTH = 3  # passages read: the answer is in the top 3 for 0.99 of DRCD's answerable questions
@@ -122,11 +122,6 @@ def reader_available() -> bool:
 
     info = reader.WEIGHTS.with_suffix(".json")
     return reader.WEIGHTS.is_file() and info.is_file() and "threshold" in info.read_text(encoding="utf-8")
-
-
-def judge(j: Judge, question: str, passages: Sequence[Passage]) -> Verdict | None:
-    """The best span of the first ``j.depth`` passages, or None when there are none."""
-    return best(verdicts(j, question, passages[:j.depth]))
 
 
 def verdicts(j: Judge, question: str, passages: Sequence[Passage]) -> list[Verdict]:
