@@ -4,6 +4,7 @@
 
 The no-answer threshold (on span score - null score) is chosen on the "tune" articles, carved out
 of TRAIN and never trained on; every figure of the table comes from the validation articles.
+Their no-answer paragraphs are read twice: with the question, and with its keyword form.
 Writes evals/out/reader.json.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,16 @@ def limited(examples: list[reader_data.Example], limit: int) -> list[reader_data
     keep = ids[::max(1, len(ids) // limit)][:limit]
     chosen = set(keep)
     return [e for e in examples if e.qid.split(":")[0] in chosen]
+
+
+def keyword_negatives(examples: list[reader_data.Example]) -> list[reader_data.Example]:
+    """The no-answer examples asked in keyword form too (the data's are all question-form)."""
+    out = []
+    for e in examples:
+        keyword = reader_data.keyword_form(e.question) if e.start is None and e.form == "question" else ""
+        if keyword and keyword != e.question:
+            out.append(replace(e, question=keyword, form="keyword"))
+    return examples + out
 
 
 def pick_threshold(examples: list[reader_data.Example], readings: list[reader.Reading]) -> float:
@@ -71,9 +83,12 @@ def table(examples: list[reader_data.Example], readings: list[reader.Reading],
             "accuracy % (answered, exact)": percent([a and x == 1
                                                      for a, x in zip(answered, exact, strict=True)]),
         }
-    negatives = [r for e, r in zip(examples, readings, strict=True) if e.start is None]
-    rows["no answer (retrieved non-gold paragraph)"] = {
-        "n": len(negatives), "refused %": percent([r.margin <= threshold for r in negatives])}
+    for form, name in (("question", "no answer (retrieved non-gold paragraph)"),
+                       ("keyword", "no answer, keyword form")):
+        negatives = [r for e, r in pairs_all if e.start is None and e.form == form]
+        if negatives:
+            refused = [r.margin <= threshold for r in negatives]
+            rows[name] = {"n": len(negatives), "refused %": percent(refused)}
     everything = [r.margin > threshold for r in readings]
     rows["all examples"] = {"n": len(readings), "answered %": percent(everything),
                             "refused %": 100 - percent(everything)}
@@ -118,6 +133,7 @@ def main(argv: list[str] | None = None, trained: Any = None) -> dict[str, Any]:
     tune = limited(reader_data.cached_examples("tune", 1.0, reader_data.WORK, data), args.limit)
     threshold = pick_threshold(tune, read_all(model, tune, max_len))
     validation = limited(reader_data.cached_examples("validation", 1.0, reader_data.WORK, data), args.limit)
+    validation = keyword_negatives(validation)
     readings = read_all(model, validation, max_len)
     rows = table(validation, readings, threshold)
     report: dict[str, Any] = {"weights": Path(args.weights).name, "format": meta.get("format"),

@@ -2,10 +2,10 @@
 
     python -m evals.reader_pipeline [--part validation|tune] [--articles N] [--questions N] [--fit]
 
-The collection holds every paragraph of the split part's articles (or ``N`` per set). Answerable
-questions are asked in their question form and their keyword form; pseudo-unanswerable ones are
-other questions asked with their gold paragraph filtered out (``Filter``: the rest of the article
-stays, on topic), kept only when no other paragraph holds a gold answer.
+The collection holds every paragraph of the split part's articles (or ``N`` per set). Every
+question is asked in its question form and its keyword form: answerable ones, and
+pseudo-unanswerable ones (other questions asked with their gold paragraph filtered out, ``Filter``:
+the rest of the article stays, on topic; kept only when no other paragraph holds a gold answer).
 
 Each question goes through the pipeline once (``rag.qa``, reader off) and the record keeps what
 every refusal rule needs: the coverage gate's decision (and whether the question's form checks
@@ -68,16 +68,20 @@ def collection(part: str, articles_per_set: int, per_set: int) -> tuple[list[Doc
                     pool.append({"qid": qa["id"], "question": qa["question"], "answers": golds,
                                  "form": "question", "unanswerable": False, "gold": doc_id})
         rng.shuffle(pool)
-        for q in pool[:per_set]:
-            questions.append(q)
-            keyword = reader_data.keyword_form(to_simplified(q["question"]))
-            if keyword and keyword != to_simplified(q["question"]):
-                questions.append(q | {"question": keyword, "form": "keyword"})
         # no other paragraph may hold a gold answer, else the question is still answerable
         hidden = [q for q in pool[per_set:] if not any(
             g in p["context"] for g in q["answers"] for d, p in paragraphs.items() if d != q["gold"])]
-        questions += [q | {"unanswerable": True} for q in hidden[:per_set // 2]]
+        questions += [f for q in pool[:per_set] for f in _forms(q)]
+        questions += [f for q in hidden[:per_set // 2] for f in _forms(q | {"unanswerable": True})]
     return docs, questions
+
+
+def _forms(q: dict[str, Any]) -> list[dict[str, Any]]:
+    """The question as asked, and its keyword form (question words dropped) where that differs."""
+    keyword = reader_data.keyword_form(to_simplified(q["question"]))
+    if keyword and keyword != to_simplified(q["question"]):
+        return [q, q | {"question": keyword, "form": "keyword"}]
+    return [q]
 
 
 def record(index: Index, question: dict[str, Any], j: Any, doc_ids: list[str]) -> dict[str, Any]:
@@ -169,9 +173,10 @@ def score(records: list[dict[str, Any]], rule: str, threshold: float, hi: float 
         out[f"{form} right %"] = 100 * sum(_metric(_holds, a[1], r) for a, r in given if a) / n
         out[f"{form} F1"] = 100 * sum(_metric(f1, a[0], r) for a, r in given if a) / n
         out[f"{form} EM"] = 100 * sum(_metric(em, a[0], r) for a, r in given if a) / n
-    rows = [r for r in records if r["unanswerable"]]
-    refused = sum(decide(r, rule, threshold, hi, lo) is None for r in rows)
-    out["unanswerable refused %"] = 100 * refused / max(1, len(rows))
+    for form, key in (("question", "unanswerable refused %"), ("keyword", "keyword unanswerable refused %")):
+        rows = [r for r in records if r["unanswerable"] and r["form"] == form]
+        if rows:
+            out[key] = 100 * sum(decide(r, rule, threshold, hi, lo) is None for r in rows) / len(rows)
     return {k: round(v, 1) for k, v in out.items()}
 
 
@@ -202,13 +207,15 @@ def fit(records: list[dict[str, Any]], threshold: float) -> tuple[float, float]:
     once (an answerable one when its answer holds a gold answer, an unanswerable one when
     refused): above which the reader answers what the coverage gate refused (at or above the
     reader's threshold), and below which it refuses what the gate answered (or never: -inf)."""
-    answerable = sum(not r["unanswerable"] for r in records) / 2  # two forms each
-    unanswerable = sum(r["unanswerable"] for r in records)
+    n = {(u, form): sum(r["unanswerable"] == u and r["form"] == form for r in records)
+         for u in (False, True) for form in ("question", "keyword")}
+    weights = {"question right %": n[False, "question"], "keyword right %": n[False, "keyword"],
+               "unanswerable refused %": n[True, "question"],
+               "keyword unanswerable refused %": n[True, "keyword"]}
 
     def right(margins: tuple[float, float]) -> float:
         s = score(records, "confident", threshold, *margins)
-        return ((s["question right %"] + s["keyword right %"]) / 2 * answerable
-                + s["unanswerable refused %"] * unanswerable)
+        return sum(s.get(k, 0.0) * w for k, w in weights.items())
 
     his = [threshold] + [x / 2 for x in range(-24, 25) if x / 2 > threshold]
     los = [-math.inf] + [x / 2 for x in range(-24, 25) if x / 2 <= threshold]

@@ -130,6 +130,36 @@ def test_reading_spans_stay_in_one_sentence(passage: str, first: str, last: str,
     assert reading.margin == pytest.approx(20)  # answerability stays the model's best span, any span
 
 
+@pytest.mark.parametrize(("query", "read_as"), [
+    ("某会议的举办地", "某会议的举办地?"), ("西咸新区党工委书记 ", "西咸新区党工委书记?"),
+    ("谁发现了印欧语系？", "谁发现了印欧语系？"), ("Who chaired it.", "Who chaired it."), ("", ""),
+])
+def test_a_query_without_an_end_mark_is_read_asked(query: str, read_as: str) -> None:
+    assert reader.asked(query) == read_as
+
+
+class QuestionSeen(SpanModel):
+    """A stand-in network that keeps the tokens of each window it reads."""
+
+    def __init__(self) -> None:
+        super().__init__(-1, -1)
+        self.seen: list[list[int]] = []
+
+    def __call__(self, ids: Any, mask: Any) -> tuple[Any, Any]:
+        self.seen += [row[m.bool()].tolist() for row, m in zip(ids, mask, strict=True)]
+        return super().__call__(ids, mask)
+
+
+def test_read_reads_a_keyword_query_as_a_question() -> None:
+    plain, marked = QuestionSeen(), QuestionSeen()
+    reader.read("某会议的举办地", ["会议在福州举行。"], plain)  # type: ignore[arg-type]
+    reader.read("某会议的举办地?", ["会议在福州举行。"], marked)  # type: ignore[arg-type]
+    assert plain.seen == marked.seen
+    question = reader.encode_texts(["某会议的举办地?"])[0].ids
+    assert plain.seen[0][1:1 + len(question)] == question  # <s> question </s></s> passage </s>
+    assert question != reader.encode_texts(["某会议的举办地"])[0].ids
+
+
 def test_windows_cover_a_long_passage_with_overlap() -> None:
     passage = list(range(10, 1010))
     windows = reader.make_windows([5] * 20, passage, 0, max_len=256, stride=128)

@@ -66,6 +66,18 @@ def test_score_counts_answers_by_their_text_and_refusals() -> None:
     s = score(records, "reader", 1.0)
     assert s["question right %"] == 100.0 and s["keyword right %"] == 0.0
     assert s["unanswerable refused %"] == 50.0
+    assert "keyword unanswerable refused %" not in s  # none asked
+
+
+def test_score_and_fit_count_keyword_form_refusals_apart() -> None:
+    records = [rec(False, 7.0), rec(False, 7.0, form="keyword"),
+               rec(False, 3.0, unanswerable=True), rec(False, 6.0, unanswerable=True, form="keyword")]
+    s = score(records, "reader", 1.0)
+    assert s["unanswerable refused %"] == 0.0 and s["keyword unanswerable refused %"] == 0.0
+    s = score(records, "reader", 4.0)
+    assert s["unanswerable refused %"] == 100.0 and s["keyword unanswerable refused %"] == 0.0
+    hi, _ = fit(records, 1.0)
+    assert 6.0 <= hi < 7.0  # refusing the keyword form too costs no answer
 
 
 def test_fit_answers_above_the_unanswerable_margins_and_refuses_below_the_answerable() -> None:
@@ -75,3 +87,13 @@ def test_fit_answers_above_the_unanswerable_margins_and_refuses_below_the_answer
     assert 3.0 <= hi < 7.0 and -6.0 < lo <= -1.0
     hi, lo = fit(records[:15], 1.0)
     assert lo == -math.inf  # nothing to refuse: no veto
+
+
+def test_every_question_is_asked_in_both_forms_unanswerable_ones_too() -> None:
+    from evals.reader_pipeline import _forms
+
+    q = {"question": "咸阳市委书记是谁?", "form": "question", "unanswerable": True}
+    asked = _forms(q)
+    assert [a["form"] for a in asked] == ["question", "keyword"]
+    assert asked[1]["question"] == "咸阳市委书记" and asked[1]["unanswerable"]
+    assert _forms(q | {"question": "咸阳市委书记"}) == [q | {"question": "咸阳市委书记"}]  # no question words

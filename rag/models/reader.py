@@ -36,6 +36,7 @@ MAX_ANSWER = 30  # tokens in an answer span
 WORD = "embeddings.word_embeddings.weight"
 _STOPS = frozenset("。！？；!?;\n")
 _EDGES = _STOPS | frozenset("，、,：:")  # trimmed off a span's ends, with white space
+_ENDS = frozenset("?？!！。.")  # a query ending in one of these is read as it is
 
 
 @dataclass(frozen=True)
@@ -285,11 +286,21 @@ def window_logits(model: Any, windows: list[Window],
     return out
 
 
+def asked(question: str) -> str:
+    """The query as the reader reads it: with a question mark where it has no end mark.
+
+    A keyword query ("某会议的举办地") or a question typed without its mark reads better asked: on the
+    tune articles, given the gold paragraph, keyword-form span F1 58.1 -> 63.0 and keyword-form
+    no-answer paragraphs refused 86.9% -> 93.5% (README, the reader)."""
+    text = question.rstrip()
+    return text if not text or text[-1] in _ENDS else text + "?"
+
+
 def read(question: str, passages: list[str], model: Any = None,
          max_len: int = MAX_LEN, stride: int = STRIDE) -> list[Reading]:
     """One Reading per passage: its best span (exact character offsets into it) and no-answer score."""
     model = model or shipped_reader()
-    q, *encoded = encode_texts([question, *passages])
+    q, *encoded = encode_texts([asked(question), *passages])
     windows = [w for i, p in enumerate(encoded) for w in make_windows(q.ids, p.ids, i, max_len, stride)]
     stops = [sentence_stops(text, enc) for text, enc in zip(passages, encoded, strict=True)]
     top: dict[int, float] = {}
