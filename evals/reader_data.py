@@ -53,6 +53,12 @@ def keyword_form(question: str) -> str:
     return _TRAILING.sub("", _ASKING.sub("", question)).strip()
 
 
+def keyword_variant(question: str) -> str | None:
+    """The question's keyword form; None where dropping question words leaves nothing or changes nothing."""
+    keyword = keyword_form(question)
+    return keyword if keyword and keyword != question else None
+
+
 def load_articles(directory: Path = BENCHMARKS) -> dict[str, list[dict[str, Any]]]:
     """'<set>:<article id>' -> its paragraphs (SQuAD layout), both sets."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -136,8 +142,8 @@ def build_examples(part: str, keyword_share: float, articles: dict[str, list[dic
                     out.append(gold)
                     if (negative := negative_for(gold, pool, lexicon, gold.context)) is not None:
                         out.append(negative)
-                    keyword = keyword_form(question)
-                    if keyword and keyword != question and rng.random() < keyword_share:
+                    keyword = keyword_variant(question)
+                    if keyword and rng.random() < keyword_share:
                         out.append(Example(gold.qid + ":kw", key, keyword, gold.context, gold.start, gold.end,
                                            gold.answers, "keyword"))
     return out

@@ -43,12 +43,9 @@ def limited(examples: list[reader_data.Example], limit: int) -> list[reader_data
 
 def keyword_negatives(examples: list[reader_data.Example]) -> list[reader_data.Example]:
     """The no-answer examples asked in keyword form too (the data's are all question-form)."""
-    out = []
-    for e in examples:
-        keyword = reader_data.keyword_form(e.question) if e.start is None and e.form == "question" else ""
-        if keyword and keyword != e.question:
-            out.append(replace(e, question=keyword, form="keyword"))
-    return examples + out
+    negatives = [e for e in examples if e.start is None and e.form == "question"]
+    asked = [(e, reader_data.keyword_variant(e.question)) for e in negatives]
+    return examples + [replace(e, question=keyword, form="keyword") for e, keyword in asked if keyword]
 
 
 def pick_threshold(examples: list[reader_data.Example], readings: list[reader.Reading]) -> float:

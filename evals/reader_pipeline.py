@@ -78,8 +78,8 @@ def collection(part: str, articles_per_set: int, per_set: int) -> tuple[list[Doc
 
 def _forms(q: dict[str, Any]) -> list[dict[str, Any]]:
     """The question as asked, and its keyword form (question words dropped) where that differs."""
-    keyword = reader_data.keyword_form(to_simplified(q["question"]))
-    if keyword and keyword != to_simplified(q["question"]):
+    keyword = reader_data.keyword_variant(to_simplified(q["question"]))
+    if keyword:
         return [q, q | {"question": keyword, "form": "keyword"}]
     return [q]
 
