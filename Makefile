@@ -97,7 +97,7 @@ reader: install  ## rebuild the shipped reader from DRCD + CMRC and print its va
 	nice $(PY) -m evals.train_reader --init .reader/stage2.pt --steps 600 --freeze 6 --max-len 256 \
 	  --stride 128 --lr 5e-5 --warmup 0.05 --null-windows 0.3 --keyword-share 0.4 --seed 14 \
 	  --swapped 0.3 --officials 250 --eval-limit 100 $(ARGS)
-	nice $(PY) -m evals.reader_pipeline --part tune --fit
+	nice $(PY) -m evals.reader_pipeline --part tune --questions 160 --fit
 
 fixtures: install  ## rewrite tests/fixtures/documents (PDFs need reportlab; the scans a CJK font)
 	$(PY) tests/fixtures/documents/make_pdfs.py

@@ -206,20 +206,25 @@ def fit(records: list[dict[str, Any]], threshold: float) -> tuple[float, float]:
     """The "confident" gate's two margins that are right on the most questions, each counting
     once (an answerable one when its answer holds a gold answer, an unanswerable one when
     refused): above which the reader answers what the coverage gate refused (at or above the
-    reader's threshold), and below which it refuses what the gate answered (or never: -inf)."""
-    n = {(u, form): sum(r["unanswerable"] == u and r["form"] == form for r in records)
-         for u in (False, True) for form in ("question", "keyword")}
-    weights = {"question right %": n[False, "question"], "keyword right %": n[False, "keyword"],
-               "unanswerable refused %": n[True, "question"],
-               "keyword unanswerable refused %": n[True, "keyword"]}
-
-    def right(margins: tuple[float, float]) -> float:
-        s = score(records, "confident", threshold, *margins)
-        return sum(s.get(k, 0.0) * w for k, w in weights.items())
+    reader's threshold), and below which it refuses what the gate answered (or never: -inf).
+    Where several margins tie, the middle one (the lower of two), as far as the grid allows from
+    the questions that flip at either end; no veto where no veto ties."""
+    def right(hi: float, lo: float) -> float:
+        total = 0.0
+        for r in records:
+            a = decide(r, "confident", threshold, hi, lo)
+            total += (a is None) if r["unanswerable"] else (_metric(_holds, a[1], r) if a else 0.0)
+        return total
 
     his = [threshold] + [x / 2 for x in range(-24, 25) if x / 2 > threshold]
     los = [-math.inf] + [x / 2 for x in range(-24, 25) if x / 2 <= threshold]
-    return max(((hi, lo) for lo in los for hi in his), key=right)  # ties: no veto, lowest margin
+    scored = {(hi, lo): right(hi, lo) for lo in los for hi in his}
+    best = max(scored.values())
+    tied = [m for m, v in scored.items() if v == best]
+    tied_his = sorted({hi for hi, _ in tied})
+    hi = tied_his[(len(tied_his) - 1) // 2]
+    tied_los = sorted(lo for h, lo in tied if h == hi)
+    return hi, (-math.inf if -math.inf in tied_los else tied_los[(len(tied_los) - 1) // 2])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -97,3 +97,9 @@ def test_every_question_is_asked_in_both_forms_unanswerable_ones_too() -> None:
     assert [a["form"] for a in asked] == ["question", "keyword"]
     assert asked[1]["question"] == "咸阳市委书记" and asked[1]["unanswerable"]
     assert _forms(q | {"question": "咸阳市委书记"}) == [q | {"question": "咸阳市委书记"}]  # no question words
+
+
+def test_fit_picks_the_middle_of_tied_margins() -> None:
+    records = [rec(True, -1.0), rec(True, -2.0, quoted=-7.0, unanswerable=True)]
+    _, lo = fit(records, 1.0)  # any veto in (-7, -1] refuses the one and keeps the other
+    assert -5.0 <= lo <= -3.0
