@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from rag.answer.generate import Generator
+from rag.answer.reading import Judge
 from rag.config import Settings, get_settings
 from rag.store.backend import SearchBackend
 from server.deps import State
@@ -34,26 +35,27 @@ def _load(state: State) -> None:
     from rag.bootstrap import make_generator, make_judge, open_index
 
     state.access.load()  # a bad keys file stops startup (ConfigError)
-    make_judge(state.settings)  # RAG_READER on without its weights stops startup (ModelError)
+    judge = make_judge(state.settings)  # RAG_READER on without its weights stops startup (ModelError)
     if state.index is None:
         log.info("opening the index in %s", state.settings.index_dir)
         state.index = open_index(state.settings)
     if state.generator is None:
         state.generator = make_generator(state.settings)
-    _warm(state.index)
+    _warm(state.index, judge)
 
 
-def _warm(index: SearchBackend) -> None:
+def _warm(index: SearchBackend, judge: Judge | None = None) -> None:
     """Ask in Chinese and in English before serving, so what the query path loads on first use
     (jieba's dictionary and tagger, the cross-lingual dictionary, the embedder's first run) is loaded
     here, once: under 50 concurrent first requests each thread loaded its own copy, and the first
-    ~40 s of a load run stalled (p95 44 s against 5 s once warm)."""
+    ~40 s of a load run stalled (p95 44 s against 5 s once warm). With the reader on, it reads too:
+    its first forward pass costs ~250 ms more than the next ones (seeds, 2 cores)."""
     from rag.answer.generate import load_generator
     from rag.qa import ask
 
     extractive = load_generator("extractive")
     for question in ("这些文件讲了什么?", "这些文件是由谁编写的?", "What are these documents about?"):
-        ask(index, question, generator=extractive)
+        ask(index, question, generator=extractive, reader=judge)
 
 
 def create_app(settings: Settings | None = None, index: SearchBackend | None = None,

@@ -223,3 +223,18 @@ def test_an_llm_gets_the_reader_s_span_or_no_call_at_all(seed_index, monkeypatch
     monkeypatch.setattr(reader, "read", fake_read("夏晓中", 0.2))  # below the threshold: no hint
     ask(seed_index, QUESTION, generator=unsure, reader=j)
     assert "答案片段" not in unsure.sent[0][-1]["content"]
+
+
+def test_the_server_warms_the_reader_before_serving(seed_index, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Its first forward pass is the slow one: startup makes it, not the first asker."""
+    from server.app import _warm
+
+    calls = []
+
+    def read(question, passages, model=None, **_):  # type: ignore[no-untyped-def]
+        calls.append(question)
+        return fake_read(None, 0.0)(question, passages, model)
+
+    monkeypatch.setattr(reader, "read", read)
+    _warm(seed_index, Judge(None, 0.5, "confident"))
+    assert calls
