@@ -44,7 +44,7 @@ def _load(state: State) -> None:
     _warm(state.index, judge)
 
 
-def _warm(index: SearchBackend, judge: Judge | None = None) -> None:
+def _warm(index: SearchBackend, judge: Judge | None) -> None:
     """Ask in Chinese and in English before serving, so what the query path loads on first use
     (jieba's dictionary and tagger, the cross-lingual dictionary, the embedder's first run) is loaded
     here, once: under 50 concurrent first requests each thread loaded its own copy, and the first
